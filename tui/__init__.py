@@ -1,0 +1,1 @@
+"""The kubeferry terminal UI (Textual). Talks to clusters only through reconciler/."""
