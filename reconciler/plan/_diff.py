@@ -1,0 +1,359 @@
+"""diff(desired, recorded, observed) -> Plan. Pure: no I/O, so plans are fast and testable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from croniter import croniter
+
+from reconciler.plan._inputs import (
+    DesiredJob,
+    DesiredObject,
+    DesiredState,
+    ObservedState,
+    RecordedJob,
+    RecordedState,
+)
+from reconciler.plan._model import Action, ActionType, Drift, Plan, PlanProblem
+
+# Registration order: an object's dependencies come earlier in this tuple.
+_REGISTERED_KINDS = ("Cluster", "ReplicationRepository", "ReplicationSlice", "ApplicationSlice")
+
+
+def next_due(backup_frequency: str, last_success_at: datetime) -> datetime:
+    """The first scheduled time after the last successful run (missed runs collapse to one)."""
+    due: datetime = croniter(backup_frequency, last_success_at).get_next(datetime)
+    return due
+
+
+def _desired_objects(desired: DesiredState, kind: str) -> dict[str, DesiredObject]:
+    return {
+        "Cluster": desired.clusters,
+        "ReplicationRepository": desired.repositories,
+        "ReplicationSlice": desired.slices,
+        "ApplicationSlice": desired.application_slices,
+    }[kind]
+
+
+def _targeted(address: str, targets: frozenset[str] | None) -> bool:
+    return targets is None or address in targets
+
+
+class _Planner:
+    def __init__(
+        self,
+        desired: DesiredState,
+        recorded: RecordedState,
+        observed: ObservedState,
+        now: datetime,
+        targets: frozenset[str] | None,
+    ) -> None:
+        self.desired = desired
+        self.recorded = recorded
+        self.observed = observed
+        self.now = now
+        self.targets = targets
+        self.actions: list[Action] = []
+        self.drift: list[Drift] = []
+        self.problems: list[PlanProblem] = []
+        self._problem_keys: set[tuple[str, str]] = set()
+
+    def problem(self, address: str, message: str) -> None:
+        if (address, message) not in self._problem_keys:
+            self._problem_keys.add((address, message))
+            self.problems.append(PlanProblem(address=address, message=message))
+
+    # -- availability of what actions need -------------------------------------------
+    def cluster_blocker(self, name: str) -> str | None:
+        seen = self.observed.clusters.get(name)
+        if seen is None:
+            return f"cluster {name} was not observed"
+        if not seen.reachable:
+            return f"cluster {name} unreachable"
+        return None
+
+    def repository_blocker(self, name: str) -> str | None:
+        seen = self.observed.repositories.get(name)
+        if seen is None:
+            return f"repository {name} was not observed"
+        if not seen.available:
+            return f"repository {name} unavailable"
+        return None
+
+    # -- registered objects ------------------------------------------------------------
+    def plan_registered(self) -> None:
+        for kind in _REGISTERED_KINDS:
+            wanted = _desired_objects(self.desired, kind)
+            have = self.recorded.objects.get(kind, {})
+            for name, obj in wanted.items():
+                if not _targeted(obj.address, self.targets):
+                    continue
+                details: dict[str, Any] = {}
+                blocked = None
+                reasons: list[str] = []
+                if kind == "ReplicationRepository":
+                    seen = self.observed.repositories.get(name)
+                    blocked = self.repository_blocker(name)
+                    if seen is not None and seen.available and not seen.initialized:
+                        reasons.append("repository not initialized")
+                        details["initialize"] = True
+                if name not in have:
+                    reasons.insert(0, "new in inventory")
+                    self.actions.append(
+                        Action(
+                            address=obj.address,
+                            type=ActionType.CREATE,
+                            reasons=reasons,
+                            details=details,
+                            blocked=blocked,
+                        )
+                    )
+                elif have[name] != obj.spec_digest or details.get("initialize"):
+                    if have[name] != obj.spec_digest:
+                        reasons.insert(0, "spec changed")
+                    self.actions.append(
+                        Action(
+                            address=obj.address,
+                            type=ActionType.UPDATE,
+                            reasons=reasons,
+                            details=details,
+                            blocked=blocked,
+                        )
+                    )
+            for name in sorted(set(have) - set(wanted)):
+                address = f"{kind}/{name}"
+                if _targeted(address, self.targets):
+                    self.actions.append(
+                        Action(
+                            address=address,
+                            type=ActionType.FORGET,
+                            reasons=["removed from inventory; only the ledger record is dropped"],
+                        )
+                    )
+
+    # -- jobs ----------------------------------------------------------------------------
+    def job_reasons(self, job: DesiredJob, record: RecordedJob | None) -> tuple[list[str], bool]:
+        """Why a job must replicate; the flag says the spec changed without needing a copy."""
+        if record is None:
+            return ["new job"], False
+        reasons: list[str] = []
+        if record.content_digest != job.content_digest:
+            reasons.append("spec changed")
+        source = self.observed.namespaces.get((job.source_cluster, job.namespace))
+        if job.backup_frequency:
+            if record.last_success_at is None:
+                reasons.append("no successful run yet")
+            else:
+                due = next_due(job.backup_frequency, record.last_success_at)
+                if due <= self.now:
+                    reasons.append(
+                        f"due by backupFrequency '{job.backup_frequency}' (since {due:%Y-%m-%d %H:%M}Z)"
+                    )
+        elif record.last_success_at is None:
+            reasons.append("no successful run yet")
+        elif (
+            source is not None
+            and source.fingerprint is not None
+            and source.fingerprint != record.source_fingerprint
+        ):
+            reasons.append("source namespace changed since the last snapshot")
+        spec_only = not reasons and record.spec_digest != job.spec_digest
+        return reasons, spec_only
+
+    def plan_jobs(self) -> None:
+        for name, job in self.desired.jobs.items():
+            if not _targeted(job.address, self.targets):
+                continue
+            record = self.recorded.jobs.get(name)
+            reasons, spec_only = self.job_reasons(job, record)
+            self.note_destination_drift(job, record)
+            if spec_only:
+                self.actions.append(
+                    Action(address=job.address, type=ActionType.UPDATE, reasons=["spec changed"])
+                )
+                continue
+            if not reasons:
+                continue
+            blocked = self.job_blocker(job)
+            self.actions.append(
+                Action(
+                    address=job.address,
+                    type=ActionType.REPLICATE,
+                    reasons=reasons,
+                    details={
+                        "mode": job.mode,
+                        "source": f"{job.source_cluster}/{job.namespace}",
+                        "destination": f"{job.destination_cluster}/{job.target_namespace}",
+                        "repository": job.repository,
+                    },
+                    depends_on=self.job_dependencies(job),
+                    blocked=blocked,
+                )
+            )
+        for name in sorted(set(self.recorded.jobs) - set(self.desired.jobs)):
+            address = f"ReplicationJob/{name}"
+            if not _targeted(address, self.targets):
+                continue
+            gone = self.recorded.jobs[name]
+            if gone.deletion_policy == "Delete" and gone.mode == "replicate":
+                where = f"{gone.destination_cluster}/{gone.target_namespace}"
+                self.actions.append(
+                    Action(
+                        address=address,
+                        type=ActionType.DELETE,
+                        reasons=[
+                            f"removed from inventory with deletionPolicy Delete: deletes {where}"
+                        ],
+                        details={
+                            "cluster": gone.destination_cluster,
+                            "namespace": gone.target_namespace,
+                        },
+                        blocked=self.cluster_blocker(gone.destination_cluster),
+                    )
+                )
+            else:
+                self.actions.append(
+                    Action(
+                        address=address,
+                        type=ActionType.FORGET,
+                        reasons=["removed from inventory; snapshots kept per retention"],
+                    )
+                )
+
+    def job_blocker(self, job: DesiredJob) -> str | None:
+        for blocker in (
+            self.cluster_blocker(job.source_cluster),
+            self.cluster_blocker(job.destination_cluster),
+            self.repository_blocker(job.repository),
+        ):
+            if blocker is not None:
+                return blocker
+        source = self.observed.namespaces.get((job.source_cluster, job.namespace))
+        if source is not None and not source.exists:
+            message = f"source namespace {job.namespace} does not exist on {job.source_cluster}"
+            self.problem(job.address, message)
+            return message
+        return None
+
+    def job_dependencies(self, job: DesiredJob) -> list[str]:
+        planned = {action.address for action in self.actions}
+        wanted = [
+            f"Cluster/{job.source_cluster}",
+            f"Cluster/{job.destination_cluster}",
+            f"ReplicationRepository/{job.repository}",
+            f"ReplicationSlice/{job.slice}",
+        ]
+        return sorted({address for address in wanted if address in planned})
+
+    def note_destination_drift(self, job: DesiredJob, record: RecordedJob | None) -> None:
+        if record is None or job.mode != "replicate" or record.destination_fingerprint is None:
+            return
+        seen = self.observed.namespaces.get((job.destination_cluster, job.target_namespace))
+        if seen is None:
+            return
+        if not seen.exists:
+            self.drift.append(
+                Drift(
+                    address=job.address,
+                    message=f"destination {job.destination_cluster}/{job.target_namespace} was deleted",
+                )
+            )
+        elif seen.fingerprint is not None and seen.fingerprint != record.destination_fingerprint:
+            self.drift.append(
+                Drift(
+                    address=job.address,
+                    message=(
+                        f"destination {job.destination_cluster}/{job.target_namespace} "
+                        "changed outside kubeferry"
+                    ),
+                )
+            )
+
+    # -- observations ----------------------------------------------------------------------
+    def note_observations(self) -> None:
+        for name, seen in sorted(self.observed.clusters.items()):
+            address = f"Cluster/{name}"
+            if not seen.reachable:
+                self.problem(
+                    address, f"unreachable: {seen.message}" if seen.message else "unreachable"
+                )
+            elif seen.missing_permissions:
+                missing = ", ".join(seen.missing_permissions)
+                self.problem(address, f"missing permissions: {missing}")
+        for name, repo in sorted(self.observed.repositories.items()):
+            if not repo.available:
+                address = f"ReplicationRepository/{name}"
+                self.problem(
+                    address, f"unavailable: {repo.message}" if repo.message else "unavailable"
+                )
+
+    def refresh_drift(self) -> None:
+        """Observed changes since the last recorded refresh (for ``--refresh-only``)."""
+        for name, seen in sorted(self.observed.clusters.items()):
+            before = self.recorded.cluster_reachable.get(name)
+            if before is not None and before != seen.reachable:
+                state = "reachable" if seen.reachable else "unreachable"
+                self.drift.append(Drift(address=f"Cluster/{name}", message=f"now {state}"))
+            version = self.recorded.cluster_versions.get(name)
+            if version and seen.version and version != seen.version:
+                self.drift.append(
+                    Drift(address=f"Cluster/{name}", message=f"version {version} -> {seen.version}")
+                )
+        for name, repo in sorted(self.observed.repositories.items()):
+            before = self.recorded.repository_available.get(name)
+            if before is not None and before != repo.available:
+                state = "Available" if repo.available else "Unavailable"
+                self.drift.append(
+                    Drift(address=f"ReplicationRepository/{name}", message=f"now {state}")
+                )
+        for job in self.desired.jobs.values():
+            record = self.recorded.jobs.get(job.name)
+            source = self.observed.namespaces.get((job.source_cluster, job.namespace))
+            if (
+                record is not None
+                and source is not None
+                and source.fingerprint is not None
+                and record.source_fingerprint is not None
+                and source.fingerprint != record.source_fingerprint
+            ):
+                self.drift.append(
+                    Drift(
+                        address=job.address, message="source namespace changed since last snapshot"
+                    )
+                )
+            self.note_destination_drift(job, record)
+
+
+def compute_plan(
+    desired: DesiredState,
+    recorded: RecordedState,
+    observed: ObservedState,
+    *,
+    now: datetime,
+    targets: Iterable[str] | None = None,
+    refresh_only: bool = False,
+    observed_summary: dict[str, Any] | None = None,
+) -> Plan:
+    """Everything apply must do to make the world match the inventory, with reasons."""
+    planner = _Planner(
+        desired, recorded, observed, now, frozenset(targets) if targets is not None else None
+    )
+    planner.note_observations()
+    if refresh_only:
+        planner.refresh_drift()
+    else:
+        planner.plan_registered()
+        planner.plan_jobs()
+    return Plan(
+        created_at=now,
+        inventory_path=desired.inventory_path,
+        inventory_digest=desired.inventory_digest,
+        ledger_serial=recorded.serial,
+        refresh_only=refresh_only,
+        actions=planner.actions,
+        drift=planner.drift,
+        problems=planner.problems,
+        observed=observed_summary or {},
+    )
