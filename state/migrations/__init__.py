@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger (a package so that wheels ship them)."""

@@ -1,0 +1,1 @@
+"""One module a revision; alembic loads them by path, not by import."""
