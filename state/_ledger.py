@@ -163,21 +163,26 @@ class Ledger:
             yield session
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """One BEGIN IMMEDIATE transaction that also bumps the serial number."""
+    def _write(self, *, bump_serial: bool = True) -> Iterator[Session]:
+        """One BEGIN IMMEDIATE transaction that also bumps the serial number.
+
+        Taking and giving back the lock does not bump it: the serial tracks the ledger's
+        content, so a saved plan stays valid across the lock its own apply takes.
+        """
         with (
             self._database_errors(),
             Session(self._writer, expire_on_commit=False) as session,
             session.begin(),
         ):
-            session.exec(update(Meta).where(col(Meta.id) == 1).values(serial=Meta.serial + 1))
+            if bump_serial:
+                session.exec(update(Meta).where(col(Meta.id) == 1).values(serial=Meta.serial + 1))
             yield session
 
     # -- ledger-wide -----------------------------------------------------------------------
 
     @property
     def serial(self) -> int:
-        """Bumped by every write transaction; unchanged serial means nothing changed."""
+        """Bumped by every write of content (not by the lock); unchanged means nothing changed."""
         with self._read() as session:
             meta = session.get(Meta, 1)
             if meta is None:
@@ -231,7 +236,7 @@ class Ledger:
         )
         try:
             # BEGIN IMMEDIATE: no other process can take it between our check and insert
-            with self._write() as session:
+            with self._write(bump_serial=False) as session:
                 if session.get(LockRow, 1) is not None:
                     raise _LockTaken
                 session.add(row)
@@ -271,7 +276,7 @@ class Ledger:
 
     def _release_lock(self, lock_id: str) -> None:
         """The holder gives its lock back (LockHandle.release)."""
-        with self._write() as session:
+        with self._write(bump_serial=False) as session:
             self._remove_lock(session, lock_id)
 
     @staticmethod
@@ -595,6 +600,12 @@ class Ledger:
         Runs owned by another host are left alone: their pid cannot be checked from here.
         """
         host = this_host()
+        with self._read() as session:
+            candidates = session.exec(
+                select(Run.id).where(col(Run.phase).in_([RunPhase.NEW, RunPhase.IN_PROGRESS]))
+            ).all()
+        if not candidates:
+            return []  # nothing to mark: no write, so the serial stays put
         with self._write() as session:
             unfinished = session.exec(
                 select(Run).where(col(Run.phase).in_([RunPhase.NEW, RunPhase.IN_PROGRESS]))

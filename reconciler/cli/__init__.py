@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 from reconciler import __version__
-from reconciler.cli import _inventory, _ledger, _sandbox
+from reconciler.cli import _inventory, _ledger, _sandbox, _workflow
 from reconciler.errors import KubeferryError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def _root(
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_ledger.app, name="ledger", help="Inspect the ledger: status, history, locks.")
 _inventory.register(app)
+_workflow.register(app)
 
 
 def _load_plugins() -> None:

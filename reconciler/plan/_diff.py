@@ -271,6 +271,63 @@ class _Planner:
                 )
             )
 
+    def order_ledger_references(self) -> None:
+        """Registrations follow what they reference; forgets go the other way round.
+
+        The ledger keeps slices pointing at registered clusters and repositories, and jobs at
+        registered slices, so a slice is registered after its clusters and forgotten after
+        the jobs that used it.
+        """
+        registering = {
+            a.address for a in self.actions if a.type in (ActionType.CREATE, ActionType.UPDATE)
+        }
+        forgetting: dict[str, list[str]] = {}
+        for action in self.actions:
+            if action.type in (ActionType.FORGET, ActionType.DELETE):
+                forgetting.setdefault(action.kind, []).append(action.address)
+        ordered: list[Action] = []
+        for action in self.actions:
+            extra: list[str] = []
+            if action.type in (ActionType.CREATE, ActionType.UPDATE, ActionType.REPLICATE):
+                if action.kind == "ReplicationSlice":
+                    spec = self.desired.slices.get(action.name)
+                    extra = (
+                        [
+                            a
+                            for a in registering
+                            if a.split("/", 1)[0] in ("Cluster", "ReplicationRepository")
+                        ]
+                        if spec
+                        else []
+                    )
+                elif action.kind == "ReplicationJob":
+                    job = self.desired.jobs.get(action.name)
+                    if job is not None:
+                        extra = [
+                            a
+                            for a in (
+                                f"Cluster/{job.source_cluster}",
+                                f"Cluster/{job.destination_cluster}",
+                                f"ReplicationRepository/{job.repository}",
+                                f"ReplicationSlice/{job.slice}",
+                            )
+                            if a in registering
+                        ]
+            elif action.type in (ActionType.FORGET, ActionType.DELETE):
+                if action.kind == "ReplicationSlice":
+                    extra = forgetting.get("ReplicationJob", [])
+                elif action.kind in ("Cluster", "ReplicationRepository"):
+                    extra = forgetting.get("ReplicationSlice", []) + forgetting.get(
+                        "ReplicationJob", []
+                    )
+            merged = sorted(set(action.depends_on) | set(extra))
+            ordered.append(
+                action
+                if merged == action.depends_on
+                else action.model_copy(update={"depends_on": merged})
+            )
+        self.actions = ordered
+
     # -- observations ----------------------------------------------------------------------
     def note_observations(self) -> None:
         for name, seen in sorted(self.observed.clusters.items()):
@@ -346,6 +403,7 @@ def compute_plan(
     else:
         planner.plan_registered()
         planner.plan_jobs()
+        planner.order_ledger_references()
     return Plan(
         created_at=now,
         inventory_path=desired.inventory_path,

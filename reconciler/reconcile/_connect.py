@@ -1,0 +1,102 @@
+"""Connections to the inventory's clusters and repositories, opened lazily and shared."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+
+from reconciler.errors import KubeferryError
+from reconciler.inventory import Inventory, ReplicationRepository
+from reconciler.kube import KubeClient
+from reconciler.repository import (
+    EnvCredentials,
+    FileCredentials,
+    Repository,
+    RepositoryBackend,
+    S3Credentials,
+    open_backend,
+)
+
+
+class Connections:
+    """One KubeClient per cluster and one Repository per repository, created on first use."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._clients: dict[str, KubeClient] = {}
+        self._repositories: dict[str, Repository] = {}
+        self._lock = threading.Lock()
+
+    def client(self, cluster: str) -> KubeClient:
+        with self._lock:
+            if cluster not in self._clients:
+                declared = self.inventory.clusters.get(cluster)
+                if declared is None:
+                    raise KubeferryError(f"cluster {cluster!r} is not in the inventory")
+                self._clients[cluster] = KubeClient.from_kubeconfig(
+                    declared.kubeconfig_path, declared.spec.context
+                )
+            return self._clients[cluster]
+
+    def repository(self, name: str) -> Repository:
+        with self._lock:
+            cached = self._repositories.get(name)
+        if cached is not None:
+            return cached
+        declared = self.inventory.repositories.get(name)
+        if declared is None:
+            raise KubeferryError(f"repository {name!r} is not in the inventory")
+        repository = Repository(self._open_backend(declared))
+        with self._lock:
+            return self._repositories.setdefault(name, repository)
+
+    def _open_backend(self, declared: ReplicationRepository) -> RepositoryBackend:
+        path = declared.filesystem_path
+        if path is not None:
+            return open_backend("filesystem", path=path)
+        s3 = declared.spec.s3
+        assert s3 is not None  # the inventory guarantees exactly one storage kind
+        return open_backend(
+            "s3",
+            bucket=s3.bucket,
+            prefix=s3.prefix,
+            endpoint=str(s3.endpoint).rstrip("/") if s3.endpoint else None,
+            region=s3.region,
+            force_path_style=s3.force_path_style,
+            ca_bundle=declared.ca_bundle_path,
+            credentials=self._s3_credentials(declared),
+        )
+
+    def _s3_credentials(
+        self, declared: ReplicationRepository
+    ) -> S3Credentials | EnvCredentials | FileCredentials | None:
+        source = declared.spec.credentials_from
+        if source is None:
+            return None
+        if source.env is not None:
+            return EnvCredentials(source.env.access_key_id_var, source.env.secret_access_key_var)
+        if source.file is not None:
+            return FileCredentials(Path(str(declared.credentials_file_path)))
+        ref = source.secret_ref
+        assert ref is not None
+        secret = self.client(ref.cluster).get("v1", "Secret", ref.name, ref.namespace)
+        where = f"secret {ref.namespace}/{ref.name} on cluster {ref.cluster}"
+        if secret is None:
+            raise KubeferryError(f"{declared.ref}: credentials {where} not found")
+        data = secret.get("data") or {}
+        try:
+            return S3Credentials(
+                base64.b64decode(data["accessKeyId"]).decode(),
+                base64.b64decode(data["secretAccessKey"]).decode(),
+            )
+        except (KeyError, ValueError):
+            raise KubeferryError(
+                f"{declared.ref}: {where} needs the keys accessKeyId and secretAccessKey"
+            ) from None
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,147 @@
+"""Refresh: observe clusters, repositories and the namespaces jobs read and write."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from reconciler.engines import ObjectReplicator
+from reconciler.errors import KubeferryError
+from reconciler.inventory import Inventory
+from reconciler.kube import KubeError
+from reconciler.kube._access import can_i
+from reconciler.plan import (
+    ClusterObservation,
+    NamespaceObservation,
+    ObservedState,
+    RepositoryObservation,
+)
+from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._views import job_spec
+
+# (verb, resource, group): what replication needs, checked with SelfSubjectAccessReview
+REQUIRED_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("get", "namespaces", ""),
+    ("create", "namespaces", ""),
+    ("list", "configmaps", ""),
+    ("create", "configmaps", ""),
+    ("update", "configmaps", ""),
+    ("list", "secrets", ""),
+    ("create", "secrets", ""),
+    ("list", "persistentvolumeclaims", ""),
+    ("list", "customresourcedefinitions", "apiextensions.k8s.io"),
+)
+
+
+def _permission_key(verb: str, resource: str, group: str) -> str:
+    return f"{verb} {resource}.{group}" if group else f"{verb} {resource}"
+
+
+def observe_cluster(connections: Connections, name: str) -> ClusterObservation:
+    try:
+        client = connections.client(name)
+        version = client.version()
+    except KubeferryError as error:
+        return ClusterObservation(name=name, reachable=False, message=str(error))
+    permissions: dict[str, bool] = {}
+    message = ""
+    try:
+        for verb, resource, group in REQUIRED_PERMISSIONS:
+            permissions[_permission_key(verb, resource, group)] = can_i(
+                client, verb, resource, group
+            )
+    except KubeferryError as error:
+        message = f"permissions not checked: {error}"
+    return ClusterObservation(
+        name=name, reachable=True, version=version, permissions=permissions, message=message
+    )
+
+
+def observe_repository(connections: Connections, name: str) -> RepositoryObservation:
+    try:
+        repository = connections.repository(name)
+        availability = repository.backend.check()
+        initialized = availability.available and repository.is_initialized()
+    except KubeferryError as error:
+        return RepositoryObservation(name=name, available=False, message=str(error))
+    return RepositoryObservation(
+        name=name,
+        available=availability.available,
+        initialized=initialized,
+        message=availability.message,
+    )
+
+
+def observe_namespace(
+    connections: Connections,
+    engine: ObjectReplicator,
+    inventory: Inventory,
+    cluster: str,
+    namespace: str,
+    job_name: str,
+) -> NamespaceObservation:
+    try:
+        client = connections.client(cluster)
+        found = client.get("v1", "Namespace", namespace)
+        if found is None:
+            return NamespaceObservation(cluster, namespace, exists=False)
+        phase = str((found.get("status") or {}).get("phase", ""))
+        spec = job_spec(inventory, inventory.jobs[job_name])
+        fingerprint = engine.fingerprint(client, namespace, spec)
+    except KubeError as error:
+        return NamespaceObservation(cluster, namespace, exists=False, message=str(error))
+    return NamespaceObservation(cluster, namespace, True, phase, fingerprint)
+
+
+def refresh(
+    inventory: Inventory,
+    connections: Connections,
+    engine: ObjectReplicator,
+    *,
+    parallelism: int = 8,
+) -> ObservedState:
+    """Observe everything the plan needs, clusters and repositories in parallel."""
+    workers = max(1, parallelism)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refresh") as pool:
+        cluster_futures = {
+            name: pool.submit(observe_cluster, connections, name) for name in inventory.clusters
+        }
+        repository_futures = {
+            name: pool.submit(observe_repository, connections, name)
+            for name in inventory.repositories
+        }
+        clusters = {name: future.result() for name, future in cluster_futures.items()}
+        wanted: dict[tuple[str, str], str] = {}
+        for job_name, job in inventory.jobs.items():
+            replication_slice = inventory.slice_of(job)
+            source = replication_slice.spec.source_cluster
+            destination = replication_slice.spec.destination_cluster
+            wanted.setdefault((source, job.spec.namespace), job_name)
+            wanted.setdefault((destination, job.spec.destination_namespace), job_name)
+        namespace_futures = {
+            key: pool.submit(observe_namespace, connections, engine, inventory, *key, job_name)
+            for key, job_name in wanted.items()
+            if clusters[key[0]].reachable
+        }
+        namespaces = {key: future.result() for key, future in namespace_futures.items()}
+        repositories = {name: future.result() for name, future in repository_futures.items()}
+    return ObservedState(clusters=clusters, repositories=repositories, namespaces=namespaces)
+
+
+def observed_summary(observed: ObservedState) -> dict[str, Any]:
+    """The JSON-able part of a refresh that apply records in the ledger."""
+    return {
+        "clusters": {
+            name: {
+                "reachable": c.reachable,
+                "version": c.version,
+                "message": c.message,
+                "permissions": c.permissions,
+            }
+            for name, c in observed.clusters.items()
+        },
+        "repositories": {
+            name: {"available": r.available, "initialized": r.initialized, "message": r.message}
+            for name, r in observed.repositories.items()
+        },
+    }

@@ -1,0 +1,251 @@
+"""plan / apply / reconcile end to end against the real sandbox clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from state import Ledger, RunPhase
+
+if TYPE_CHECKING:
+    from reconciler.sandbox import SandboxInfo
+
+pytestmark = pytest.mark.sandbox
+
+_INVENTORY = """\
+apiVersion: kubeferry.io/v1alpha1
+kind: Cluster
+metadata: {{name: worker-1}}
+spec: {{context: worker-1, role: worker}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: Cluster
+metadata: {{name: worker-2}}
+spec: {{context: {worker2_context}, role: worker{worker2_kubeconfig}}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: ReplicationRepository
+metadata: {{name: local}}
+spec:
+  filesystem: {{path: ./repository}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: ReplicationSlice
+metadata: {{name: w1-to-w2}}
+spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: local}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: ReplicationSlice
+metadata: {{name: w1-backup}}
+spec: {{sourceCluster: worker-1, destinationCluster: worker-1, repository: local}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: ReplicationJob
+metadata: {{name: copy}}
+spec: {{replicationSliceName: w1-to-w2, namespace: {ns}, existingResourcePolicy: update}}
+---
+apiVersion: kubeferry.io/v1alpha1
+kind: ReplicationJob
+metadata: {{name: keep}}
+spec: {{replicationSliceName: w1-backup, namespace: {ns}, targetNamespace: {ns}}}
+"""
+
+
+def _kubeferry(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def workspace(sandbox: SandboxInfo, tmp_path: Path):  # type: ignore[no-untyped-def]
+    namespace = f"wf-{uuid.uuid4().hex[:8]}"
+    with sandbox.client("worker-1") as client:
+        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for n in range(3):
+            client.ensure(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"settings-{n}", "namespace": namespace},
+                    "data": {"value": str(n)},
+                }
+            )
+    inventory = tmp_path / "kubeferry.yaml"
+    inventory.write_text(
+        _INVENTORY.format(ns=namespace, worker2_context="worker-2", worker2_kubeconfig="")
+    )
+    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
+    env.pop("KUBEFERRY_LEDGER", None)
+    yield {"inventory": inventory, "namespace": namespace, "env": env, "dir": tmp_path}
+    for cluster in ("worker-1", "worker-2"):
+        with sandbox.client(cluster) as client:
+            client.delete("v1", "Namespace", namespace)
+
+
+def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> None:  # type: ignore[no-untyped-def]
+    inv, env, ns = str(workspace["inventory"]), workspace["env"], workspace["namespace"]
+    assert _kubeferry("validate", "-f", inv, env=env).returncode == 0
+
+    first = _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
+    assert first.returncode == 2, first.stderr
+    assert "» ReplicationJob/copy" in first.stdout
+    assert "+ Cluster/worker-1" in first.stdout
+    assert "Plan: 5 to add, 0 to change, 0 to destroy, 2 to replicate." in first.stdout
+
+    applied = _kubeferry("apply", "-f", inv, "--auto-approve", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete: 7 done." in applied.stdout
+
+    with sandbox.client("worker-2") as client:
+        copied = client.get("v1", "ConfigMap", "settings-2", ns)
+    assert copied is not None
+    assert copied["data"] == {"value": "2"}
+
+    again = _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes." in again.stdout
+
+    ledger_path = workspace["dir"] / ".kubeferry" / "ledger.sqlite"
+    with Ledger.open(ledger_path, create=False) as ledger:
+        runs = ledger.runs(job="copy")
+        assert {(r.kind.value, r.phase) for r in runs} == {
+            ("backup", RunPhase.COMPLETED),
+            ("restore", RunPhase.COMPLETED),
+        }
+        assert all(r.items_done == 3 for r in runs)
+        assert len(ledger.snapshots(job="keep")) == 1
+        assert ledger.lock_status() is None
+
+    # a change in the source is planned as a replicate, then converges again
+    with sandbox.client("worker-1") as client:
+        client.ensure(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "settings-new", "namespace": ns},
+                "data": {"value": "new"},
+            }
+        )
+    changed = _kubeferry("plan", "-f", inv, "--json", env=env)
+    document = json.loads(changed.stdout)
+    assert document["format_version"] == 1
+    reasons = {a["address"]: a["reasons"] for a in document["actions"]}
+    assert reasons["ReplicationJob/copy"] == ["source namespace changed since the last snapshot"]
+    assert _kubeferry("apply", "-f", inv, "--auto-approve", env=env).returncode == 0
+    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+
+
+def test_stale_saved_plan_is_refused(workspace) -> None:  # type: ignore[no-untyped-def]
+    inv, env, tmp = str(workspace["inventory"]), workspace["env"], workspace["dir"]
+    old = tmp / "old.plan"
+    fresh = tmp / "fresh.plan"
+    assert _kubeferry("plan", "-f", inv, "--out", str(old), env=env).returncode == 0
+    assert _kubeferry("plan", "-f", inv, "--out", str(fresh), env=env).returncode == 0
+    applied = _kubeferry("apply", str(fresh), env=env)
+    assert applied.returncode == 0, applied.stderr
+    refused = _kubeferry("apply", str(old), env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("kubeferry: error: saved plan is stale")
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_concurrent_reconciles_never_both_run(workspace) -> None:  # type: ignore[no-untyped-def]
+    inv, env = str(workspace["inventory"]), workspace["env"]
+    args = [sys.executable, "-m", "reconciler", "reconcile", "-f", inv, "--json-logs"]
+    processes = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    results = [(p.wait(timeout=180), p.stdout.read() if p.stdout else "") for p in processes]
+    codes = sorted(code for code, _ in results)
+    # whoever got the lock did the work; the others skipped (3) or found nothing left (0)
+    assert codes.count(3) + codes.count(0) == 3, results
+    assert codes.count(3) >= 1 or all('"event": "finished"' in out for _, out in results)
+    ledger_path = workspace["dir"] / ".kubeferry" / "ledger.sqlite"
+    with Ledger.open(ledger_path, create=False) as ledger:
+        backups = ledger.runs(job="copy", kind=None)
+        assert len([r for r in backups if r.kind.value == "backup"]) == 1, "no duplicate runs"
+    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+
+
+def test_killed_apply_leaves_stale_lock_and_next_run_completes(workspace) -> None:  # type: ignore[no-untyped-def]
+    inv, env, tmp = str(workspace["inventory"]), workspace["env"], workspace["dir"]
+    ledger_path = tmp / ".kubeferry" / "ledger.sqlite"
+    # hold the lock from a real process, then SIGKILL it
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from state import Ledger; "
+            "l = Ledger.open(sys.argv[1]); l.acquire_lock('apply'); print('locked', flush=True); "
+            "time.sleep(600)",
+            str(ledger_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    busy = _kubeferry("reconcile", "-f", inv, env=env)
+    assert busy.returncode == 3, busy.stderr
+    assert "locked by" in busy.stderr
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+    with Ledger.open(ledger_path, create=False) as ledger:
+        lock = ledger.lock_status()
+        assert lock is not None
+        assert lock.stale
+    done = _kubeferry("reconcile", "-f", inv, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Ledger.open(ledger_path, create=False) as ledger:
+        assert ledger.lock_status() is None
+        assert any(e.kind == "lock.broken" for e in ledger.events())
+    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+
+
+def test_unreachable_cluster_is_reported_while_the_rest_proceeds(
+    workspace, sandbox: SandboxInfo
+) -> None:  # type: ignore[no-untyped-def]
+    inv_path: Path = workspace["inventory"]
+    dead = workspace["dir"] / "dead.kubeconfig"
+    dead.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: dead\n"
+        "clusters: [{name: dead, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: dead, user: {token: not-a-secret}}]\n"
+        "contexts: [{name: dead, context: {cluster: dead, user: dead}}]\n"
+    )
+    inv_path.write_text(
+        _INVENTORY.format(
+            ns=workspace["namespace"],
+            worker2_context="dead",
+            worker2_kubeconfig=f", kubeconfig: {dead}",
+        )
+    )
+    env = workspace["env"]
+    started = time.monotonic()
+    result = _kubeferry("apply", "-f", str(inv_path), "--auto-approve", env=env)
+    assert time.monotonic() - started < 120
+    assert result.returncode == 1
+    assert "Cluster/worker-2: unreachable" in result.stdout
+    assert "blocked: cluster worker-2 unreachable" in result.stdout
+    assert "» ReplicationJob/keep: replicate done" in result.stdout
+    assert "Traceback" not in result.stderr
+    with sandbox.client("worker-1") as client:
+        assert client.get("v1", "Namespace", workspace["namespace"]) is not None
