@@ -1,0 +1,19 @@
+"""The single Kubernetes access layer of kubeferry: the only package that imports `kubernetes`.
+
+Everything talks to clusters through :class:`KubeClient`; objects travel as plain dicts
+(:data:`Manifest`), so callers never depend on the client library's generated models.
+"""
+
+from reconciler.kube._access import can_i
+from reconciler.kube._client import KubeClient, Manifest
+from reconciler.kube._errors import KubeApiError, KubeConfigError, KubeError, KubeUnreachableError
+
+__all__ = [
+    "KubeApiError",
+    "KubeClient",
+    "KubeConfigError",
+    "KubeError",
+    "KubeUnreachableError",
+    "Manifest",
+    "can_i",
+]
