@@ -59,5 +59,7 @@ def test_dockerignore_keeps_package_files() -> None:
             relative = source.relative_to(ROOT).as_posix()
             if "__pycache__" in relative:
                 continue
-            hits = [p for p in ignored if fnmatch.fnmatch(relative, p) or relative.startswith(p + "/")]
+            hits = [
+                p for p in ignored if fnmatch.fnmatch(relative, p) or relative.startswith(p + "/")
+            ]
             assert not hits, f"{relative} is excluded by .dockerignore {hits}"
