@@ -118,3 +118,14 @@ def test_event_levels_and_messages() -> None:
     assert failed.message() == "» ReplicationJob/web: replicate failed: boom"
     assert ItemWarning(address="a/b", text="dropped owner").level == "warning"
     assert "at" not in failed.data()
+
+
+def test_reconciler_treats_unreachable_peers_as_transient() -> None:
+    from reconciler.kube import KubeApiError, KubeUnreachableError
+    from reconciler.reconcile._actions import is_transient
+    from reconciler.repository import RepositoryUnavailable
+
+    assert is_transient(KubeUnreachableError("https://127.0.0.1:1: connection refused"))
+    assert is_transient(RepositoryUnavailable("s3://b: timed out"))
+    assert is_transient(KubeApiError("throttled", status=429))
+    assert not is_transient(KubeApiError("forbidden", status=403))

@@ -11,14 +11,24 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler._events import EventBus, ItemDone, ItemWarning, Progress, RunFinished, RunStarted
+from reconciler._retry import is_retryable, retry
 from reconciler.apply import Cancellation
 from reconciler.engines import JobSpec, ObjectReplicator
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
+from reconciler.kube import KubeUnreachableError
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._views import desired_job, job_spec
+from reconciler.repository import RepositoryUnavailable
 from state import Availability, IssueSeverity, Ledger, Reachability, RunKind, RunPhase
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another try: unreachable peers, throttling (429) and server errors (5xx)."""
+    if isinstance(error, KubeUnreachableError | RepositoryUnavailable):
+        return True
+    return is_retryable(error)
 
 
 def _now() -> datetime:
@@ -102,6 +112,7 @@ class ActionRunner:
     engine: ObjectReplicator
     bus: EventBus
     observed: dict[str, Any]
+    attempts: int = 3
 
     def __call__(self, action: Action, cancellation: Cancellation) -> str:
         handler = {
@@ -111,7 +122,13 @@ class ActionRunner:
             "ApplicationSlice": self._application_slice,
             "ReplicationJob": self._job,
         }[action.kind]
-        return handler(action, cancellation)
+        # a whole action is retried: every step is idempotent or writes a new snapshot id,
+        # and an abandoned snapshot is invisible (its metadata is never written)
+        return retry(
+            lambda: handler(action, cancellation),
+            attempts=self.attempts,
+            retryable=is_transient,
+        )
 
     # -- registered objects ---------------------------------------------------------------
     def _cluster(self, action: Action, _: Cancellation) -> str:
