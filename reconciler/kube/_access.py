@@ -29,3 +29,21 @@ def can_i(
             status=int(error.status or 0),
         ) from None
     return bool(answer.status and answer.status.allowed)
+
+
+def api_groups(kube: KubeClient) -> dict[str, str]:
+    """API discovery: every group the server serves, with its preferred version ("" = core)."""
+    try:
+        groups = k8s_client.ApisApi(kube.api_client).get_api_versions(_request_timeout=15)
+        core = k8s_client.CoreApi(kube.api_client).get_api_versions(_request_timeout=15)
+    except ApiException as error:
+        raise KubeApiError(
+            f"{kube.server}: API discovery failed: HTTP {error.status}",
+            status=int(error.status or 0),
+        ) from None
+    found = {"": core.versions[0] if core.versions else "v1"}
+    for group in groups.groups or []:
+        preferred = group.preferred_version or (group.versions or [None])[0]
+        if preferred is not None:
+            found[group.name] = preferred.version
+    return found

@@ -96,6 +96,8 @@ class ClusterObservation:
     message: str = ""
     # "verb resource" -> allowed, from SelfSubjectAccessReview
     permissions: dict[str, bool] = field(default_factory=dict)
+    # API discovery: group -> preferred version ("" is the core group)
+    api_groups: dict[str, str] = field(default_factory=dict)
 
     @property
     def missing_permissions(self) -> list[str]:

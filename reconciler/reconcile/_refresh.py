@@ -9,7 +9,7 @@ from reconciler.engines import ObjectReplicator
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
 from reconciler.kube import KubeError
-from reconciler.kube._access import can_i
+from reconciler.kube._access import api_groups, can_i
 from reconciler.plan import (
     ClusterObservation,
     NamespaceObservation,
@@ -45,7 +45,9 @@ def observe_cluster(connections: Connections, name: str) -> ClusterObservation:
         return ClusterObservation(name=name, reachable=False, message=str(error))
     permissions: dict[str, bool] = {}
     message = ""
+    groups: dict[str, str] = {}
     try:
+        groups = api_groups(client)
         for verb, resource, group in REQUIRED_PERMISSIONS:
             permissions[_permission_key(verb, resource, group)] = can_i(
                 client, verb, resource, group
@@ -53,7 +55,12 @@ def observe_cluster(connections: Connections, name: str) -> ClusterObservation:
     except KubeferryError as error:
         message = f"permissions not checked: {error}"
     return ClusterObservation(
-        name=name, reachable=True, version=version, permissions=permissions, message=message
+        name=name,
+        reachable=True,
+        version=version,
+        permissions=permissions,
+        message=message,
+        api_groups=groups,
     )
 
 
@@ -137,6 +144,7 @@ def observed_summary(observed: ObservedState) -> dict[str, Any]:
                 "version": c.version,
                 "message": c.message,
                 "permissions": c.permissions,
+                "apiGroups": c.api_groups,
             }
             for name, c in observed.clusters.items()
         },

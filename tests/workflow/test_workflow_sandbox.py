@@ -146,6 +146,11 @@ def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> Non
     changed = _kubeferry("plan", "-f", inv, "--json", env=env)
     document = json.loads(changed.stdout)
     assert document["format_version"] == 1
+    worker_1 = document["observed"]["clusters"]["worker-1"]
+    assert worker_1["reachable"] is True
+    assert worker_1["version"].startswith("v1.20")
+    assert worker_1["apiGroups"]["apps"] == "v1"  # API discovery, preferred versions
+    assert worker_1["permissions"]["create namespaces"] is True
     reasons = {a["address"]: a["reasons"] for a in document["actions"]}
     assert reasons["ReplicationJob/copy"] == ["source namespace changed since the last snapshot"]
     assert _kubeferry("apply", "-f", inv, "--auto-approve", env=env).returncode == 0
