@@ -188,7 +188,6 @@ class _Planner:
                         "destination": f"{job.destination_cluster}/{job.target_namespace}",
                         "repository": job.repository,
                     },
-                    depends_on=self.job_dependencies(job),
                     blocked=blocked,
                 )
             )
@@ -236,16 +235,6 @@ class _Planner:
             self.problem(job.address, message)
             return message
         return None
-
-    def job_dependencies(self, job: DesiredJob) -> list[str]:
-        planned = {action.address for action in self.actions}
-        wanted = [
-            f"Cluster/{job.source_cluster}",
-            f"Cluster/{job.destination_cluster}",
-            f"ReplicationRepository/{job.repository}",
-            f"ReplicationSlice/{job.slice}",
-        ]
-        return sorted({address for address in wanted if address in planned})
 
     def note_destination_drift(self, job: DesiredJob, record: RecordedJob | None) -> None:
         if record is None or job.mode != "replicate" or record.destination_fingerprint is None:
