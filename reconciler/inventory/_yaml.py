@@ -31,8 +31,17 @@ MAX_DEPTH: Final = 64
 _MAP_TAG: Final = "tag:yaml.org,2002:map"
 _SEQ_TAG: Final = "tag:yaml.org,2002:seq"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
-# What a malformed scalar (`!!int abc`, `2001-13-45`, `!!bool maybe`) makes PyYAML raise.
-_SCALAR_ERRORS: Final = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError)
+# What a malformed scalar (`!!int abc`, `!!int ''`, `2001-13-45`, `!!bool maybe`) makes
+# PyYAML's constructors raise; they index and convert strings without checking them first.
+_SCALAR_ERRORS: Final = (
+    yaml.YAMLError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,
+)
 
 
 @dataclass(frozen=True)

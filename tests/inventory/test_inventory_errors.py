@@ -88,6 +88,13 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "yaml-empty-int",  # PyYAML's int constructor indexes the empty string (IndexError)
+        JOB_HEADER + "  namespace: !!int ''\n",
+        [
+            "case.yaml:7:14: ReplicationJob/web.spec.namespace: invalid value for YAML tag !!int",
+        ],
+    ),
+    (
         "yaml-duplicate-key",
         JOB_HEADER + "  namespace: demo\n  namespace: other\n",
         [
