@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import KubeferryError
-from reconciler.sandbox._layout import KUBERNETES_VERSION, CacheLayout
+from reconciler.sandbox._layout import BUILD_REVISION, KUBERNETES_VERSION, CacheLayout
 from reconciler.sandbox._prerequisites import BUILD_SUITE
 from reconciler.sandbox._progress import Reporter
 
@@ -28,6 +28,8 @@ MAKE_TARGETS = "cmd/kube-apiserver cmd/kube-controller-manager"
 BINARY_NAMES = ("kube-apiserver", "kube-controller-manager")
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 _STEPS = 5
+REFLECT2_SOURCE = Path("/usr/share/gocode/src/github.com/modern-go/reflect2")
+_REFLECT2_VENDOR = Path("vendor/github.com/modern-go/reflect2")
 
 
 @dataclass(frozen=True)
@@ -284,9 +286,42 @@ def unpack_source(cache: CacheLayout, tarball: Path, reporter: Reporter) -> None
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+def patch_vendored_reflect2(cache: CacheLayout, source: Path = REFLECT2_SOURCE) -> bool:
+    """Swap the vendored reflect2 1.0.1 for Debian's >= 1.0.2; True if it changed anything.
+
+    reflect2 1.0.1 reads Go runtime internals that changed in Go 1.18: an apiserver built with
+    Debian's Go 1.19 dies ("fatal error: fault" in json-iterator) on the first custom resource.
+    1.0.2 is API-compatible, so the rest of the vendor tree stays as released.
+    """
+    if not (source / "go_above_118.go").is_file():
+        raise KubeferryError(
+            f"{source} does not hold reflect2 >= 1.0.2",
+            hint="apt-get install golang-github-modern-go-reflect2-dev",
+        )
+    vendored = cache.source_dir / _REFLECT2_VENDOR
+    if (vendored / "go_above_118.go").is_file():
+        return False
+    scratch = vendored.with_name(f".reflect2-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    for item in source.iterdir():
+        if item.is_file() and (item.suffix in (".go", ".s") or item.name == "LICENSE"):
+            shutil.copy2(item, scratch / item.name)
+    shutil.rmtree(vendored, ignore_errors=True)
+    scratch.rename(vendored)
+    return True
+
+
+def _build_stamp(cache: CacheLayout) -> Path:
+    return cache.build_output_dir / ".kubeferry-build-revision"
+
+
 def compile_binaries(cache: CacheLayout, reporter: Reporter) -> None:
     """Step 4: GOPATH-mode make, exactly as the recipe (go build -mod=vendor does not work)."""
-    if all((cache.build_output_dir / name).is_file() for name in BINARY_NAMES):
+    patch_vendored_reflect2(cache)
+    stamp = _build_stamp(cache)
+    built = all((cache.build_output_dir / name).is_file() for name in BINARY_NAMES)
+    if built and stamp.is_file() and stamp.read_text().strip() == BUILD_REVISION:
         return
     reporter.step(
         f"[4/{_STEPS}] Compiling kube-apiserver and kube-controller-manager "
@@ -306,6 +341,7 @@ def compile_binaries(cache: CacheLayout, reporter: Reporter) -> None:
         what="compiling Kubernetes",
         reporter=reporter,
     )
+    stamp.write_text(BUILD_REVISION + "\n", encoding="utf-8")
 
 
 def install_binaries(cache: CacheLayout, reporter: Reporter) -> KubernetesBinaries:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 SANDBOX_DIR_ENV = "KUBEFERRY_SANDBOX_DIR"
 KUBERNETES_VERSION = "1.20.2"
+BUILD_REVISION = "reflect2-1.0.2"
+"""Changes whenever the build itself changes, so cached binaries of an older build are rebuilt."""
 DEFAULT_CLUSTER_NAMES = ("controller", "worker-1", "worker-2")
 
 
@@ -54,7 +56,7 @@ class CacheLayout:
 
     @property
     def bin_dir(self) -> Path:
-        return self.root / "bin" / f"kubernetes-{KUBERNETES_VERSION}"
+        return self.root / "bin" / f"kubernetes-{KUBERNETES_VERSION}-{BUILD_REVISION}"
 
     @property
     def build_log(self) -> Path:

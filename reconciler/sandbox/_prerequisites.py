@@ -18,7 +18,9 @@ from reconciler.errors import KubeferryError, PrerequisiteError
 from reconciler.sandbox._progress import Reporter
 
 RUNTIME_PACKAGES = ("etcd-server", "openssl")
-BUILD_PACKAGES = ("golang-go", "rsync", "make")
+# reflect2 >= 1.0.2 replaces Kubernetes 1.20's vendored 1.0.1, which crashes the apiserver
+# (json-iterator "fatal error: fault") on custom resources when built with Go >= 1.18
+BUILD_PACKAGES = ("golang-go", "rsync", "make", "golang-github-modern-go-reflect2-dev")
 BUILD_SUITE = "bookworm"  # Kubernetes 1.20 builds with bookworm's Go 1.19; newer Go refuses it
 BUILD_DISK_BYTES = 3 * 1024**3
 RUN_DISK_BYTES = 200 * 1024**2

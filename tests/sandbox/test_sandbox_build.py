@@ -104,7 +104,7 @@ def test_make_invocation_is_the_recipes_gopath_mode_make(tmp_path: Path) -> None
 def test_cache_layout_and_presence_check(tmp_path: Path) -> None:
     cache = CacheLayout(tmp_path / "cache")
     assert cache.source_dir == tmp_path / "cache" / "build" / "kubernetes-1.20.2"
-    assert cache.bin_dir == tmp_path / "cache" / "bin" / "kubernetes-1.20.2"
+    assert cache.bin_dir == tmp_path / "cache" / "bin" / "kubernetes-1.20.2-reflect2-1.0.2"
     assert installed_binaries(cache) is None
     cache.bin_dir.mkdir(parents=True)
     for name in ("kube-apiserver", "kube-controller-manager"):
