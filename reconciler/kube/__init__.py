@@ -7,12 +7,15 @@ Everything talks to clusters through :class:`KubeClient`; objects travel as plai
 from reconciler.kube._access import can_i
 from reconciler.kube._client import KubeClient, Manifest
 from reconciler.kube._errors import KubeApiError, KubeConfigError, KubeError, KubeUnreachableError
+from reconciler.kube._rest import ApiResource, KubeRest
 
 __all__ = [
+    "ApiResource",
     "KubeApiError",
     "KubeClient",
     "KubeConfigError",
     "KubeError",
+    "KubeRest",
     "KubeUnreachableError",
     "Manifest",
     "can_i",

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -30,6 +30,9 @@ from reconciler.kube._errors import (
     KubeError,
     KubeUnreachableError,
 )
+
+if TYPE_CHECKING:
+    from reconciler.kube._rest import KubeRest
 
 Manifest = dict[str, Any]
 """A Kubernetes object as a plain dict (``apiVersion``, ``kind``, ``metadata``, ...)."""
@@ -136,6 +139,15 @@ class KubeClient:
         except KubeError:
             return False
         return status == 200 and text.strip() == "ok"
+
+    def rest(self, **kw: Any) -> KubeRest:
+        """A fast async client for the same server and identity (``KubeRest.from_client``).
+
+        Construct it inside the event loop that uses it, and close it there.
+        """
+        from reconciler.kube._rest import KubeRest  # _rest imports this module
+
+        return KubeRest.from_client(self, **kw)
 
     # -- objects ------------------------------------------------------------------------
 
