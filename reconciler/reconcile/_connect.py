@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import os
 import threading
 from pathlib import Path
 
@@ -20,11 +22,17 @@ from reconciler.repository import (
 
 
 class Connections:
-    """One KubeClient per cluster and one Repository per repository, created on first use."""
+    """One KubeClient per cluster and one Repository per repository, created on first use.
+
+    The Repository of an encrypted, initialized repository comes unlocked with the
+    passphrase from ``spec.encryption.passphraseFrom``; passphrases are resolved on demand
+    and never kept, logged or put in messages.
+    """
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._clients: dict[str, KubeClient] = {}
+        self._backends: dict[str, RepositoryBackend] = {}
         self._repositories: dict[str, Repository] = {}
         self._lock = threading.Lock()
 
@@ -44,12 +52,75 @@ class Connections:
             cached = self._repositories.get(name)
         if cached is not None:
             return cached
+        declared = self._declared_repository(name)
+        with self._lock:
+            backend = self._backends.get(name)
+        if backend is None:
+            backend = self._open_backend(declared)
+            with self._lock:
+                backend = self._backends.setdefault(name, backend)
+        repository = Repository(backend)
+        if declared.spec.encryption is not None:
+            if not repository.is_initialized():
+                # not cached: once initialized (with the passphrase), the next call unlocks
+                return repository
+            passphrase = self.passphrase(name)
+            assert passphrase is not None
+            repository = repository.unlock(passphrase)
+        with self._lock:
+            return self._repositories.setdefault(name, repository)
+
+    def _declared_repository(self, name: str) -> ReplicationRepository:
         declared = self.inventory.repositories.get(name)
         if declared is None:
             raise KubeferryError(f"repository {name!r} is not in the inventory")
-        repository = Repository(self._open_backend(declared))
-        with self._lock:
-            return self._repositories.setdefault(name, repository)
+        return declared
+
+    def passphrase(self, name: str) -> str | None:
+        """The encryption passphrase of repository `name`, None when it is not encrypted.
+
+        Errors name the variable, file or Secret, never the value.
+        """
+        declared = self._declared_repository(name)
+        encryption = declared.spec.encryption
+        if encryption is None:
+            return None
+        source = encryption.passphrase_from
+        if source.env is not None:
+            where = f"environment variable {source.env.var}"
+            value = os.environ.get(source.env.var)
+            if value is None:
+                raise KubeferryError(f"{declared.ref}: passphrase {where} is not set")
+        elif source.file is not None:
+            path = Path(str(declared.passphrase_file_path))
+            where = f"file {path}"
+            try:
+                value = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+                raise KubeferryError(
+                    f"{declared.ref}: cannot read the passphrase {where}: {reason}"
+                ) from None
+            # one trailing newline, as editors and `echo` add it ("\r\n" from Windows)
+            newline = "\r\n" if value.endswith("\r\n") else "\n"
+            value = value.removesuffix(newline)
+        else:
+            ref = source.secret_ref
+            assert ref is not None
+            where = f"secret {ref.namespace}/{ref.name} on cluster {ref.cluster}"
+            secret = self.client(ref.cluster).get("v1", "Secret", ref.name, ref.namespace)
+            if secret is None:
+                raise KubeferryError(f"{declared.ref}: passphrase {where} not found")
+            data = secret.get("data") or {}
+            try:
+                value = base64.b64decode(data["passphrase"], validate=True).decode("utf-8")
+            except (KeyError, ValueError, TypeError, binascii.Error):
+                raise KubeferryError(
+                    f"{declared.ref}: {where} needs the key passphrase (base64 UTF-8 text)"
+                ) from None
+        if value == "":
+            raise KubeferryError(f"{declared.ref}: the passphrase in {where} is empty")
+        return value
 
     def _open_backend(self, declared: ReplicationRepository) -> RepositoryBackend:
         path = declared.filesystem_path

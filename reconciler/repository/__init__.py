@@ -4,7 +4,9 @@ Two layers, like httpx's client over its transports:
 
 - a transport, `RepositoryBackend` (`FilesystemBackend`, `S3Backend`): atomic byte
   objects under '/'-separated keys;
-- `Repository`: the marker object and snapshots that become visible only when complete.
+- `Repository`: the marker object and snapshots that become visible only when complete;
+  optionally encrypted (`Repository.unlock(passphrase)` -> a `RepositoryCipher`, see
+  `_crypto`).
 
 `open_backend()` / `open_backend_from_spec()` build a backend from inventory settings.
 """
@@ -18,8 +20,22 @@ from reconciler.repository._credentials import (
     S3Credentials,
     resolve_credentials,
 )
+from reconciler.repository._crypto import (
+    DEFAULT_SCRYPT,
+    ENCRYPTION_SCHEME,
+    KEYS_PREFIX,
+    KeyFile,
+    RepositoryCipher,
+    ScryptParams,
+    add_key,
+    generate_master_key,
+    list_key_files,
+    remove_key,
+    unlock,
+)
 from reconciler.repository._errors import (
     CredentialsError,
+    IntegrityError,
     InvalidKey,
     ObjectNotFound,
     RepositoryError,
@@ -27,6 +43,7 @@ from reconciler.repository._errors import (
     RepositoryUnavailable,
     SnapshotExists,
     SnapshotNotFound,
+    WrongPassphrase,
 )
 from reconciler.repository._factory import BackendKind, open_backend, open_backend_from_spec
 from reconciler.repository._filesystem import FilesystemBackend
@@ -41,7 +58,10 @@ from reconciler.repository._s3 import S3Backend
 from reconciler.repository._transport import Availability, ObjectInfo, Phase, RepositoryBackend
 
 __all__ = [
+    "DEFAULT_SCRYPT",
+    "ENCRYPTION_SCHEME",
     "FORMAT_VERSION",
+    "KEYS_PREFIX",
     "MARKER_KEY",
     "Availability",
     "BackendKind",
@@ -50,23 +70,33 @@ __all__ = [
     "EnvCredentials",
     "FileCredentials",
     "FilesystemBackend",
+    "IntegrityError",
     "InvalidKey",
+    "KeyFile",
     "ObjectInfo",
     "ObjectNotFound",
     "Phase",
     "Repository",
     "RepositoryBackend",
+    "RepositoryCipher",
     "RepositoryError",
     "RepositoryMarker",
     "RepositoryNotInitialized",
     "RepositoryUnavailable",
     "S3Backend",
     "S3Credentials",
+    "ScryptParams",
     "SnapshotExists",
     "SnapshotNotFound",
+    "WrongPassphrase",
+    "add_key",
+    "generate_master_key",
+    "list_key_files",
     "open_backend",
     "open_backend_from_spec",
+    "remove_key",
     "resolve_credentials",
+    "unlock",
     "validate_key",
     "validate_prefix",
 ]

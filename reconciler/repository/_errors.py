@@ -39,3 +39,11 @@ class SnapshotNotFound(RepositoryError):
 
 class SnapshotExists(RepositoryError):
     """A complete snapshot with that id already exists; snapshots are immutable."""
+
+
+class IntegrityError(RepositoryError):
+    """An encrypted object failed authentication: modified, truncated, moved or foreign."""
+
+
+class WrongPassphrase(RepositoryError):
+    """No key file of an encrypted repository opens with the configured passphrase."""

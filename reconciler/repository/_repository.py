@@ -2,12 +2,16 @@
 
 Layout (keys relative to the backend root)::
 
-    kubeferry-repository.json          marker: format version, repository id, created
+    kubeferry-repository.json          marker: format version, repository id, created,
+                                       and for an encrypted repository the scheme + key check
+    keys/<key-id>.json                 encrypted repositories: the master key, wrapped
     snapshots/<id>/<part>...           snapshot parts, written first
     snapshots/<id>/metadata.json       written LAST: a snapshot exists iff this exists
 
-The layer is content-agnostic (bytes in, bytes out): the tarball format and encryption
-belong to the callers.
+The layer is content-agnostic (bytes in, bytes out; the tarball format belongs to the
+callers). In an encrypted repository every snapshot object is sealed by the
+`RepositoryCipher` with the object key as associated data; listing, deleting and gc need
+no key.
 """
 
 from __future__ import annotations
@@ -19,7 +23,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from reconciler.repository._crypto import (
+    ENCRYPTION_SCHEME,
+    RepositoryCipher,
+    add_key,
+    check_passphrase,
+    generate_master_key,
+    key_object,
+    unlock,
+)
 from reconciler.repository._errors import (
+    IntegrityError,
     ObjectNotFound,
     RepositoryError,
     RepositoryNotInitialized,
@@ -46,14 +60,25 @@ class RepositoryMarker:
     format_version: int
     repository_id: str
     created: datetime
+    encryption: str | None = None
+    """The encryption scheme ("aes-256-gcm"), None for an unencrypted repository."""
+    key_check: str | None = None
+    """Public fingerprint of the master key (hex); identifies its key files."""
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
 
     def to_json(self) -> bytes:
-        document = {
+        document: dict[str, object] = {
             "format": _MARKER_FORMAT,
             "formatVersion": self.format_version,
             "id": self.repository_id,
             "created": self.created.astimezone(UTC).isoformat(timespec="seconds"),
         }
+        if self.encryption is not None:  # absent: an unencrypted (or pre-encryption) marker
+            document["encryption"] = self.encryption
+            document["keyCheck"] = self.key_check
         return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
     @classmethod
@@ -78,7 +103,17 @@ class RepositoryMarker:
             created = datetime.fromisoformat(str(document.get("created")))
         except ValueError:
             raise RepositoryError(bad) from None
-        return cls(version, repository_id, created)
+        encryption, key_check = document.get("encryption"), document.get("keyCheck")
+        if encryption is None:
+            return cls(version, repository_id, created)
+        if encryption != ENCRYPTION_SCHEME:
+            raise RepositoryError(
+                f"{location}: unsupported repository encryption {encryption!r}",
+                hint="upgrade kubeferry",
+            )
+        if not isinstance(key_check, str):
+            raise RepositoryError(bad)
+        return cls(version, repository_id, created, encryption, key_check)
 
 
 def _check_id(value: str, what: str) -> str:
@@ -98,11 +133,13 @@ class Repository:
     see a snapshot whose parts are not all stored.
     """
 
-    def __init__(self, backend: RepositoryBackend) -> None:
+    def __init__(self, backend: RepositoryBackend, cipher: RepositoryCipher | None = None) -> None:
         self._backend = backend
+        self._cipher = cipher
+        self._marker: RepositoryMarker | None = None  # cached: the marker is written once
 
     def __repr__(self) -> str:
-        return f"Repository({self._backend!r})"
+        return f"Repository({self._backend!r}{', unlocked' if self._cipher else ''})"
 
     @property
     def backend(self) -> RepositoryBackend:
@@ -112,21 +149,58 @@ class Repository:
     def location(self) -> str:
         return self._backend.location
 
+    @property
+    def cipher(self) -> RepositoryCipher | None:
+        """The cipher of an unlocked repository (for engines that store their own objects)."""
+        return self._cipher
+
     # -- marker --------------------------------------------------------------------------
 
-    def initialize(self, repository_id: str, *, now: datetime | None = None) -> RepositoryMarker:
-        """Write the marker if absent; idempotent for the same id, an error for another."""
+    def initialize(
+        self,
+        repository_id: str,
+        *,
+        passphrase: str | None = None,
+        now: datetime | None = None,
+    ) -> RepositoryMarker:
+        """Write the marker if absent; idempotent for the same id, an error for another.
+
+        With a passphrase the repository is encrypted: a new master key and its first key
+        file are stored before the marker, so a marker that says "encrypted" always has a
+        key. The loser of a concurrent initialisation removes its own key file.
+        """
         _check_id(repository_id, "repository id")
-        marker = RepositoryMarker(FORMAT_VERSION, repository_id, now or datetime.now(UTC))
-        if self._backend.put_if_absent(MARKER_KEY, marker.to_json()):
-            log.info("%s: initialized repository %s", self.location, repository_id)
-            return marker
+        # whole seconds, as stored: the returned marker equals what read_marker() gives
+        created = (now or datetime.now(UTC)).replace(microsecond=0)
+        if passphrase is None:
+            marker = RepositoryMarker(FORMAT_VERSION, repository_id, created)
+            if self._backend.put_if_absent(MARKER_KEY, marker.to_json()):
+                log.info("%s: initialized repository %s", self.location, repository_id)
+                return marker
+        else:
+            check_passphrase(passphrase)
+            if self.is_initialized():  # do not leave a stray key file behind
+                return self._existing(repository_id, passphrase)
+            cipher = RepositoryCipher(generate_master_key())
+            key_id = add_key(self._backend, cipher, passphrase)
+            marker = RepositoryMarker(
+                FORMAT_VERSION, repository_id, created, ENCRYPTION_SCHEME, cipher.key_check
+            )
+            if self._backend.put_if_absent(MARKER_KEY, marker.to_json()):
+                log.info("%s: initialized encrypted repository %s", self.location, repository_id)
+                return marker
+            self._backend.delete(key_object(key_id))
+        return self._existing(repository_id, passphrase)
+
+    def _existing(self, repository_id: str, passphrase: str | None) -> RepositoryMarker:
         existing = self.read_marker()
         if existing.repository_id != repository_id:
             raise RepositoryError(
                 f"{self.location}: already initialized as repository "
                 f"{existing.repository_id!r}, not {repository_id!r}"
             )
+        if passphrase is not None:
+            self.unlock(passphrase)  # the same repository, but is it the same passphrase?
         return existing
 
     def is_initialized(self) -> bool:
@@ -139,7 +213,68 @@ class Repository:
             raise RepositoryNotInitialized(
                 f"{self.location}: not a kubeferry repository (no {MARKER_KEY})"
             ) from None
-        return RepositoryMarker.from_json(data, self.location)
+        marker = RepositoryMarker.from_json(data, self.location)
+        self._marker = marker
+        return marker
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the marker says the repository is encrypted (`RepositoryNotInitialized`)."""
+        return (self._marker or self.read_marker()).encrypted
+
+    def unlock(self, passphrase: str) -> Repository:
+        """A Repository on the same backend that encrypts and decrypts with the master key."""
+        marker = self.read_marker()
+        if not marker.encrypted:
+            raise RepositoryError(
+                f"repository {self.location} is not encrypted but a passphrase is configured",
+                hint="remove spec.encryption or use a new, encrypted repository",
+            )
+        unlocked = Repository(
+            self._backend, unlock(self._backend, passphrase, key_check=marker.key_check)
+        )
+        unlocked._marker = marker
+        return unlocked
+
+    def _checked_cipher(self) -> RepositoryCipher | None:
+        """The cipher to use for snapshot objects, after checking it against the marker.
+
+        An uninitialized repository is treated as unencrypted (without a cipher), so the
+        transport-level tests and tools can use the layout without a marker.
+        """
+        marker = self._marker
+        if marker is None:
+            if not self.is_initialized():
+                if self._cipher is not None:
+                    raise RepositoryNotInitialized(
+                        f"{self.location}: not a kubeferry repository (no {MARKER_KEY})"
+                    )
+                return None
+            marker = self.read_marker()
+        if marker.encrypted and self._cipher is None:
+            raise RepositoryError(
+                f"repository {self.location} is encrypted: set spec.encryption.passphraseFrom"
+            )
+        if not marker.encrypted and self._cipher is not None:
+            raise RepositoryError(
+                f"repository {self.location} is not encrypted but a passphrase is configured"
+            )
+        if self._cipher is not None and self._cipher.key_check != marker.key_check:
+            raise RepositoryError(
+                f"repository {self.location}: the key in use belongs to another repository"
+            )
+        return self._cipher
+
+    def _seal(self, cipher: RepositoryCipher | None, key: str, data: bytes) -> bytes:
+        return data if cipher is None else cipher.seal(data, aad=key.encode("utf-8"))
+
+    def _open(self, cipher: RepositoryCipher | None, key: str, blob: bytes) -> bytes:
+        if cipher is None:
+            return blob
+        try:
+            return cipher.open(blob, aad=key.encode("utf-8"))
+        except IntegrityError as error:
+            raise IntegrityError(f"{self.location}: {key}: {error.message}") from None
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -160,6 +295,7 @@ class Repository:
         """Store `parts` under `snapshots/<id>/`, then `metadata.json` last (publishes it)."""
         metadata_key = self._metadata_key(snapshot_id)
         keys = {name: self._part_key(snapshot_id, name) for name in parts}  # validate all first
+        cipher = self._checked_cipher()
         if self._backend.exists(metadata_key):
             raise SnapshotExists(f"{self.location}: snapshot {snapshot_id!r} already exists")
         # parts left by an earlier, crashed attempt with this id must not be published
@@ -168,8 +304,10 @@ class Repository:
             if info.key not in wanted:
                 self._backend.delete(info.key)
         for name, key in keys.items():
-            self._backend.put(key, parts[name])
-        if not self._backend.put_if_absent(metadata_key, metadata):
+            self._backend.put(key, self._seal(cipher, key, parts[name]))
+        if not self._backend.put_if_absent(
+            metadata_key, self._seal(cipher, metadata_key, metadata)
+        ):
             raise SnapshotExists(f"{self.location}: snapshot {snapshot_id!r} already exists")
         log.info("%s: published snapshot %s (%d parts)", self.location, snapshot_id, len(parts))
 
@@ -186,10 +324,13 @@ class Repository:
         return self._backend.exists(self._metadata_key(snapshot_id))
 
     def read_snapshot_metadata(self, snapshot_id: str) -> bytes:
+        key = self._metadata_key(snapshot_id)
+        cipher = self._checked_cipher()
         try:
-            return self._backend.get(self._metadata_key(snapshot_id))
+            blob = self._backend.get(key)
         except ObjectNotFound:
             raise SnapshotNotFound(f"{self.location}: no snapshot {snapshot_id!r}") from None
+        return self._open(cipher, key, blob)
 
     def list_snapshot_parts(self, snapshot_id: str) -> list[str]:
         """Part names of a complete snapshot, sorted; `SnapshotNotFound` if not published."""
@@ -201,14 +342,16 @@ class Repository:
 
     def read_snapshot_part(self, snapshot_id: str, name: str) -> bytes:
         key = self._part_key(snapshot_id, name)
+        cipher = self._checked_cipher()
         if not self.snapshot_exists(snapshot_id):
             raise SnapshotNotFound(f"{self.location}: no snapshot {snapshot_id!r}")
         try:
-            return self._backend.get(key)
+            blob = self._backend.get(key)
         except ObjectNotFound:
             raise SnapshotNotFound(
                 f"{self.location}: snapshot {snapshot_id!r} has no part {name!r}"
             ) from None
+        return self._open(cipher, key, blob)
 
     def delete_snapshot(self, snapshot_id: str) -> bool:
         """Unpublish (metadata first), then delete the parts; True if it was visible.
