@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler import __version__
-from reconciler.engines._protocols import BackupResult, JobSpec, Reporter, RestoreResult
+from reconciler.engines._protocols import (
+    BackupResult,
+    JobSpec,
+    PrecheckFailed,
+    PrecheckReport,
+    Reporter,
+    RestoreRequirements,
+    RestoreResult,
+    SourceObservation,
+)
 from reconciler.kube import KubeApiError, KubeClient, Manifest
 from reconciler.repository import Repository
 
@@ -67,6 +76,22 @@ class ConfigMapReplicator:
 
     def fingerprint(self, client: KubeClient, namespace: str, job: JobSpec) -> str:
         return _fingerprint(self._collect(client, namespace, job))
+
+    def observe(self, client: KubeClient, namespace: str, job: JobSpec) -> SourceObservation:
+        objects = self._collect(client, namespace, job)
+        return SourceObservation(_fingerprint(objects), _requirements(len(objects)))
+
+    def precheck(
+        self, client: KubeClient, job: JobSpec, requirements: RestoreRequirements
+    ) -> PrecheckReport:
+        """ConfigMaps need nothing a cluster could lack: always compatible (no checks)."""
+        return PrecheckReport()
+
+    def snapshot_requirements(
+        self, repository: Repository, snapshot_id: str
+    ) -> RestoreRequirements:
+        document = json.loads(repository.read_snapshot_metadata(snapshot_id))
+        return _requirements(int(document.get("counts", {}).get("configmaps", 0)))
 
     def backup(
         self,
@@ -121,34 +146,50 @@ class ConfigMapReplicator:
         if hashlib.sha256(body).hexdigest() != document["digests"][_OBJECTS_PART]:
             raise RuntimeError(f"snapshot {snapshot_id}: {_OBJECTS_PART} does not match its digest")
         objects: list[Manifest] = json.loads(body)
+        report = self.precheck(client, job, _requirements(len(objects)))
+        if report.overall == "not_compatible" and job.pre_check_flag == "stopOnPrecheck":
+            raise PrecheckFailed(report, f"{job.destination_cluster}/{job.target_namespace}")
         reporter.total(len(objects))
         namespace = job.target_namespace
         client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         warnings: list[str] = []
+        outcomes: dict[str, int] = {}
         for obj in objects:
             reporter.check_cancelled()
             name = obj["metadata"]["name"]
             manifest = {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+            outcome = "created"
             try:
                 client.create(manifest)
             except KubeApiError as error:
                 if error.status != 409:
                     raise
-                if job.existing_resource_policy == "none":
-                    existing = client.get("v1", "ConfigMap", name, namespace)
-                    if existing is None or _portable(existing) != obj:
+                existing = client.get("v1", "ConfigMap", name, namespace)
+                identical = existing is not None and _portable(existing) == obj
+                if job.existing_resource_policy == "none" or identical:
+                    outcome = "exists-identical" if identical else "exists-differs"
+                    if not identical:
                         text = "already exists with different content; kept (existingResourcePolicy none)"
                         warnings.append(f"configmaps/{name}: {text}")
                         reporter.warning(text, f"configmaps/{name}")
                 elif job.existing_resource_policy == "update":
                     client.replace(manifest)
+                    outcome = "updated"
                 else:
                     client.delete("v1", "ConfigMap", name, namespace)
                     client.wait_for_deletion("v1", "ConfigMap", name, namespace)
                     client.create(manifest)
+                    outcome = "recreated"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
             reporter.item_done(f"configmaps/{name}")
         return RestoreResult(
             items=len(objects),
             destination_fingerprint=self.fingerprint(client, namespace, job),
             warnings=warnings,
+            precheck=report,
+            outcomes=outcomes,
         )
+
+
+def _requirements(count: int) -> RestoreRequirements:
+    return RestoreRequirements(resources={"configmaps": "v1"}, counts={"configmaps": count})

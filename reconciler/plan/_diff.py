@@ -177,17 +177,23 @@ class _Planner:
             if not reasons:
                 continue
             blocked = self.job_blocker(job)
+            details: dict[str, Any] = {
+                "mode": job.mode,
+                "source": f"{job.source_cluster}/{job.namespace}",
+                "destination": f"{job.destination_cluster}/{job.target_namespace}",
+                "repository": job.repository,
+            }
+            precheck = self.observed.prechecks.get(name) if job.mode == "replicate" else None
+            if precheck is not None:
+                details["precheck"] = precheck
+                if blocked is None:
+                    blocked = self.precheck_blocker(job, precheck)
             self.actions.append(
                 Action(
                     address=job.address,
                     type=ActionType.REPLICATE,
                     reasons=reasons,
-                    details={
-                        "mode": job.mode,
-                        "source": f"{job.source_cluster}/{job.namespace}",
-                        "destination": f"{job.destination_cluster}/{job.target_namespace}",
-                        "repository": job.repository,
-                    },
+                    details=details,
                     blocked=blocked,
                 )
             )
@@ -235,6 +241,22 @@ class _Planner:
             self.problem(job.address, message)
             return message
         return None
+
+    def precheck_blocker(self, job: DesiredJob, precheck: dict[str, Any]) -> str | None:
+        """stopOnPrecheck blocks a restore that is not_compatible; ignorePrechecks proceeds."""
+        if precheck.get("overallCompatibility") != "not_compatible":
+            return None
+        failed = "; ".join(
+            f"{c.get('name')}: {c.get('message')}"
+            for c in precheck.get("compatibilityChecks", [])
+            if c.get("status") == "not_compatible"
+        )
+        if job.pre_check_flag == "ignorePrechecks":
+            self.problem(job.address, f"pre-checks not_compatible (ignorePrechecks): {failed}")
+            return None
+        message = f"pre-checks not_compatible: {failed}"
+        self.problem(job.address, message)
+        return message
 
     def note_destination_drift(self, job: DesiredJob, record: RecordedJob | None) -> None:
         if record is None or job.mode != "replicate" or record.destination_fingerprint is None:

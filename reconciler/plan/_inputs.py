@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 JobMode = Literal["backup", "replicate"]
 
@@ -38,6 +38,7 @@ class DesiredJob:
     content_digest: str
     backup_frequency: str | None = None
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
+    pre_check_flag: Literal["ignorePrechecks", "stopOnPrecheck"] = "stopOnPrecheck"
 
     @property
     def address(self) -> str:
@@ -128,3 +129,6 @@ class ObservedState:
     repositories: dict[str, RepositoryObservation] = field(default_factory=dict)
     # (cluster, namespace) -> observation
     namespaces: dict[tuple[str, str], NamespaceObservation] = field(default_factory=dict)
+    # job -> restore pre-checks against its destination, as KubeSlice reports them:
+    # {"overallCompatibility": ..., "compatibilityChecks": [{"name", "status", "message"}]}
+    prechecks: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -43,6 +43,7 @@ def render_plan(plan: Plan, console: Console) -> None:
         console.print(line)
         for reason in action.reasons:
             console.print(Text(f"        {reason}"))
+        _render_precheck(action.details.get("precheck"), console)
         if action.blocked:
             console.print(Text(f"        blocked: {action.blocked}", style="red"))
     if plan.drift:
@@ -55,6 +56,24 @@ def render_plan(plan: Plan, console: Console) -> None:
             console.print(Text(f"    x {problem.address}: {problem.message}", style="red"))
     console.print()
     console.print(Text(plan.summary(), style="bold"))
+
+
+_COMPATIBILITY_STYLES = {"compatible": "green", "warning": "yellow", "not_compatible": "red"}
+
+
+def _render_precheck(precheck: object, console: Console) -> None:
+    """One line with overallCompatibility, then the checks that are not compatible."""
+    if not isinstance(precheck, dict):
+        return
+    overall = str(precheck.get("overallCompatibility", "unknown"))
+    line = Text("        pre-checks: ")
+    line.append(overall, style=_COMPATIBILITY_STYLES.get(overall, ""))
+    console.print(line)
+    for check in precheck.get("compatibilityChecks") or []:
+        status = str(check.get("status"))
+        if status != "compatible":
+            text = f"          {status}: {check.get('name')}: {check.get('message')}"
+            console.print(Text(text, style=_COMPATIBILITY_STYLES.get(status, "")))
 
 
 def plan_to_json(plan: Plan) -> str:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from reconciler.engines import ObjectReplicator
+from reconciler.engines import (
+    ObjectReplicator,
+    PrecheckReport,
+    PrecheckResult,
+    RestoreRequirements,
+)
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
 from reconciler.kube import KubeError
@@ -86,18 +91,40 @@ def observe_namespace(
     cluster: str,
     namespace: str,
     job_name: str,
-) -> NamespaceObservation:
+) -> tuple[NamespaceObservation, RestoreRequirements | None]:
+    """The namespace's state and fingerprint, and what restoring its objects would need."""
     try:
         client = connections.client(cluster)
         found = client.get("v1", "Namespace", namespace)
         if found is None:
-            return NamespaceObservation(cluster, namespace, exists=False)
+            return NamespaceObservation(cluster, namespace, exists=False), None
         phase = str((found.get("status") or {}).get("phase", ""))
         spec = job_spec(inventory, inventory.jobs[job_name])
-        fingerprint = engine.fingerprint(client, namespace, spec)
+        seen = engine.observe(client, namespace, spec)
     except KubeError as error:
-        return NamespaceObservation(cluster, namespace, exists=False, message=str(error))
-    return NamespaceObservation(cluster, namespace, True, phase, fingerprint)
+        return NamespaceObservation(cluster, namespace, exists=False, message=str(error)), None
+    return NamespaceObservation(
+        cluster, namespace, True, phase, seen.fingerprint
+    ), seen.requirements
+
+
+def precheck_job(
+    connections: Connections,
+    engine: ObjectReplicator,
+    inventory: Inventory,
+    job_name: str,
+    requirements: RestoreRequirements,
+) -> dict[str, Any]:
+    """Restore pre-checks of a job against its destination, as the plan shows them."""
+    spec = job_spec(inventory, inventory.jobs[job_name])
+    try:
+        client = connections.client(spec.destination_cluster)
+        report = engine.precheck(client, spec, requirements)
+    except KubeError as error:
+        report = PrecheckReport(
+            (PrecheckResult("destination-access", "not_compatible", str(error)),)
+        )
+    return report.to_dict()
 
 
 def refresh(
@@ -130,9 +157,25 @@ def refresh(
             for key, job_name in wanted.items()
             if clusters[key[0]].reachable
         }
-        namespaces = {key: future.result() for key, future in namespace_futures.items()}
+        seen = {key: future.result() for key, future in namespace_futures.items()}
+        namespaces = {key: observation for key, (observation, _) in seen.items()}
+        precheck_futures = {}
+        for job_name, job in inventory.jobs.items():
+            replication_slice = inventory.slice_of(job)
+            source_key = (replication_slice.spec.source_cluster, job.spec.namespace)
+            destination = replication_slice.spec.destination_cluster
+            same_place = source_key == (destination, job.spec.destination_namespace)
+            requirements = seen[source_key][1] if source_key in seen else None
+            if same_place or requirements is None or not clusters[destination].reachable:
+                continue
+            precheck_futures[job_name] = pool.submit(
+                precheck_job, connections, engine, inventory, job_name, requirements
+            )
+        prechecks = {name: future.result() for name, future in precheck_futures.items()}
         repositories = {name: future.result() for name, future in repository_futures.items()}
-    return ObservedState(clusters=clusters, repositories=repositories, namespaces=namespaces)
+    return ObservedState(
+        clusters=clusters, repositories=repositories, namespaces=namespaces, prechecks=prechecks
+    )
 
 
 def observed_summary(observed: ObservedState) -> dict[str, Any]:
@@ -152,4 +195,5 @@ def observed_summary(observed: ObservedState) -> dict[str, Any]:
             name: {"available": r.available, "initialized": r.initialized, "message": r.message}
             for name, r in observed.repositories.items()
         },
+        "prechecks": observed.prechecks,
     }

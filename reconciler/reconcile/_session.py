@@ -11,7 +11,7 @@ from pathlib import Path
 from reconciler._events import Event, EventBus, ItemDone, Progress
 from reconciler._paths import resolve_inventory_path, resolve_ledger_path
 from reconciler.apply import ApplyResult, execute_actions
-from reconciler.engines import ConfigMapReplicator, ObjectReplicator
+from reconciler.engines import ObjectEngine, ObjectReplicator
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, load_inventory
 from reconciler.plan import Plan, RecordedState, compute_plan
@@ -55,7 +55,7 @@ class Workspace:
 
 
 def default_engine() -> ObjectReplicator:
-    return ConfigMapReplicator()
+    return ObjectEngine()
 
 
 def _read_recorded(ledger_path: Path) -> RecordedState:

@@ -48,6 +48,7 @@ def desired_job(inventory: Inventory, job: ReplicationJob) -> DesiredJob:
         content_digest=_digest({k: spec.get(k) for k in _CONTENT_FIELDS} | where),
         backup_frequency=job.spec.backup_frequency,
         deletion_policy=job.spec.deletion_policy,
+        pre_check_flag=job.spec.pre_check_flag,
     )
 
 
@@ -71,6 +72,7 @@ def job_spec(inventory: Inventory, job: ReplicationJob) -> JobSpec:
         k8s_objects_only=job.spec.k8s_objects_only,
         pv_data_only=job.spec.pv_data_only,
         storage_class_mapping=dict(job.spec.storage_class_mapping),
+        pre_check_flag=job.spec.pre_check_flag,
     )
 
 

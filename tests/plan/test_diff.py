@@ -21,6 +21,7 @@ from reconciler.plan import (
     RepositoryObservation,
     compute_plan,
     load_plan,
+    render_plan,
     save_plan,
 )
 
@@ -268,3 +269,67 @@ def test_bad_saved_plan_is_one_line(tmp_path, content: str, message: str) -> Non
         load_plan(path)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+_NOT_COMPATIBLE = {
+    "overallCompatibility": "not_compatible",
+    "compatibilityChecks": [
+        {"name": "destination-access", "status": "compatible", "message": "reachable"},
+        {"name": "storage-classes", "status": "not_compatible", "message": "missing: fast"},
+    ],
+}
+
+
+def test_precheck_not_compatible_blocks_the_job_with_stop_on_precheck() -> None:
+    observed = replace(_observed(), prechecks={"web": _NOT_COMPATIBLE})
+    plan = compute_plan(_desired(_job()), RecordedState(serial=0), observed, now=NOW)
+    job = {a.address: a for a in plan.actions}["ReplicationJob/web"]
+    assert job.details["precheck"] == _NOT_COMPATIBLE
+    assert job.blocked == "pre-checks not_compatible: storage-classes: missing: fast"
+    assert any("storage-classes" in p.message for p in plan.problems)
+
+
+def test_precheck_not_compatible_proceeds_with_ignore_prechecks() -> None:
+    observed = replace(_observed(), prechecks={"web": _NOT_COMPATIBLE})
+    desired = _desired(_job(pre_check_flag="ignorePrechecks"))
+    plan = compute_plan(desired, RecordedState(serial=0), observed, now=NOW)
+    job = {a.address: a for a in plan.actions}["ReplicationJob/web"]
+    assert job.blocked is None
+    assert job.details["precheck"]["overallCompatibility"] == "not_compatible"
+    assert any("ignorePrechecks" in p.message for p in plan.problems)
+
+
+def test_precheck_warning_is_shown_but_does_not_block() -> None:
+    warning = {
+        "overallCompatibility": "warning",
+        "compatibilityChecks": [
+            {"name": "namespace", "status": "warning", "message": "web exists with 3 objects"}
+        ],
+    }
+    observed = replace(_observed(), prechecks={"web": warning})
+    plan = compute_plan(_desired(_job()), RecordedState(serial=0), observed, now=NOW)
+    job = {a.address: a for a in plan.actions}["ReplicationJob/web"]
+    assert job.blocked is None
+    assert job.details["precheck"] == warning
+
+
+def test_backup_mode_job_has_no_prechecks() -> None:
+    backup = _job(destination_cluster="worker-1")
+    observed = replace(_observed(), prechecks={"web": _NOT_COMPATIBLE})
+    plan = compute_plan(_desired(backup), RecordedState(serial=0), observed, now=NOW)
+    job = {a.address: a for a in plan.actions}["ReplicationJob/web"]
+    assert "precheck" not in job.details
+    assert job.blocked is None
+
+
+def test_rendered_plan_shows_overall_compatibility_and_failing_checks() -> None:
+    from rich.console import Console
+
+    observed = replace(_observed(), prechecks={"web": _NOT_COMPATIBLE})
+    plan = compute_plan(_desired(_job()), RecordedState(serial=0), observed, now=NOW)
+    console = Console(record=True, width=120)
+    render_plan(plan, console)
+    text = console.export_text()
+    assert "pre-checks: not_compatible" in text
+    assert "not_compatible: storage-classes: missing: fast" in text
+    assert "destination-access" not in text  # compatible checks stay quiet

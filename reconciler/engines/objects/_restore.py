@@ -1,0 +1,254 @@
+"""Restore side: sanitise, order in tiers, create in parallel within a tier, re-link owners.
+
+Tiers run in sequence (CRDs before their custom resources, Namespace before its objects,
+owners before their dependents); the objects of one tier are created concurrently, which is
+what makes a restore run at the API server's pace instead of one round trip per object.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from reconciler._retry import is_retryable
+from reconciler.engines._protocols import JobSpec, Reporter
+from reconciler.engines.objects._archive import ArchivedObject
+from reconciler.engines.objects._order import restore_tiers
+from reconciler.engines.objects._rules import restore_skip_reason
+from reconciler.engines.objects._sanitize import (
+    is_subset,
+    portable,
+    relink_owners,
+    sanitize_for_restore,
+)
+from reconciler.kube import (
+    ApiResource,
+    KubeApiError,
+    KubeError,
+    KubeRest,
+    KubeUnreachableError,
+    Manifest,
+)
+
+log = logging.getLogger("kubeferry.engines.objects")
+
+OUTCOMES = (
+    "created",
+    "updated",
+    "recreated",
+    "exists-identical",
+    "exists-differs",
+    "skipped",
+    "failed",
+)
+_ATTEMPTS = 4
+_CRD_GROUP_RESOURCE = "customresourcedefinitions.apiextensions.k8s.io"
+
+
+@dataclass
+class RestoreTally:
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    warnings: list[str] = field(default_factory=list)
+    uid_map: dict[str, str] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+def resource_of(item: ArchivedObject) -> ApiResource:
+    """The REST address of an archived object, from its group_resource and apiVersion."""
+    resource, _, group = item.group_resource.partition(".")
+    version = item.api_version.rpartition("/")[2]
+    return ApiResource(
+        group=group,
+        version=version,
+        resource=resource,
+        kind=item.kind,
+        namespaced=item.namespace is not None,
+        verbs=frozenset({"get", "list", "create", "patch", "update", "delete"}),
+    )
+
+
+def item_label(item: ArchivedObject) -> str:
+    return f"{item.group_resource}/{item.name}"
+
+
+async def restore_objects(
+    rest: KubeRest,
+    objects: Sequence[ArchivedObject],
+    job: JobSpec,
+    *,
+    snapshot_id: str,
+    source_namespace: str,
+    target_namespace: str,
+    reporter: Reporter,
+    parallelism: int = 32,
+) -> RestoreTally:
+    tally = RestoreTally()
+    limiter = anyio.CapacityLimiter(max(1, parallelism))
+    has_namespace = any(item.group_resource == "namespaces" for item in objects)
+    if not has_namespace:
+        await _ensure_namespace(rest, target_namespace, snapshot_id, job.name)
+    for tier in restore_tiers(objects):
+        reporter.check_cancelled()
+
+        async def restore_one(item: ArchivedObject) -> None:
+            async with limiter:
+                reporter.check_cancelled()
+                outcome = await _restore_item(
+                    rest,
+                    item,
+                    job,
+                    tally,
+                    snapshot_id=snapshot_id,
+                    source_namespace=source_namespace,
+                    target_namespace=target_namespace,
+                )
+                tally.count(outcome)
+                reporter.item_done(item_label(item))
+
+        async with anyio.create_task_group() as group:
+            for item in tier:
+                group.start_soon(restore_one, item)
+        crds = [i for i in tier if i.group_resource == _CRD_GROUP_RESOURCE]
+        if crds:
+            await _wait_established(rest, crds, tally)
+    return tally
+
+
+async def _ensure_namespace(rest: KubeRest, name: str, snapshot_id: str, job: str) -> None:
+    namespace = resource_of(ArchivedObject("namespaces", "v1", "Namespace", None, name, {}))
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {"kubeferry.io/snapshot": snapshot_id, "kubeferry.io/job": job},
+        },
+    }
+    try:
+        await rest.create(namespace, manifest)
+    except KubeApiError as error:
+        if error.status != 409:
+            raise
+
+
+async def _with_retries(call: Callable[[], Any]) -> Any:
+    """Retry throttling, server errors and dropped connections; API refusals are final."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await call()
+        except (KubeApiError, KubeUnreachableError) as error:
+            transient = isinstance(error, KubeUnreachableError) or is_retryable(error)
+            if not transient or attempt == _ATTEMPTS - 1:
+                raise
+            await anyio.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+async def _restore_item(
+    rest: KubeRest,
+    item: ArchivedObject,
+    job: JobSpec,
+    tally: RestoreTally,
+    *,
+    snapshot_id: str,
+    source_namespace: str,
+    target_namespace: str,
+) -> str:
+    label = item_label(item)
+    source_uid = str((item.manifest.get("metadata") or {}).get("uid") or "")
+    if restore_skip_reason(item.manifest) is not None:
+        return "skipped"
+    desired = sanitize_for_restore(
+        item.manifest,
+        source_namespace=source_namespace,
+        target_namespace=target_namespace,
+        storage_class_mapping=job.storage_class_mapping,
+        snapshot_id=snapshot_id,
+        job=job.name,
+    )
+    desired, owner_warnings = relink_owners(desired, tally.uid_map)
+    for text in owner_warnings:
+        tally.warnings.append(f"{label}: {text}")
+    resource = resource_of(item)
+    namespace = target_namespace if item.namespace is not None else None
+    name = str(desired["metadata"]["name"])
+    try:
+        created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+        _remember_uid(tally, source_uid, created)
+        return "created"
+    except KubeApiError as error:
+        if error.status != 409:
+            tally.warnings.append(f"{label}: {error}")
+            return "failed"
+    try:
+        return await _existing(rest, resource, name, namespace, desired, job, tally, source_uid)
+    except KubeApiError as error:
+        tally.warnings.append(f"{label}: {error}")
+        return "failed"
+
+
+async def _existing(
+    rest: KubeRest,
+    resource: ApiResource,
+    name: str,
+    namespace: str | None,
+    desired: Manifest,
+    job: JobSpec,
+    tally: RestoreTally,
+    source_uid: str,
+) -> str:
+    label = f"{resource.group_resource}/{name}"
+    current = await _with_retries(lambda: rest.get(resource, name, namespace))
+    if current is None:  # deleted since the conflict: create it after all
+        created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+        _remember_uid(tally, source_uid, created)
+        return "created"
+    identical = is_subset(portable(desired), portable(current))
+    policy = job.existing_resource_policy
+    if identical or policy == "none":
+        _remember_uid(tally, source_uid, current)
+        if not identical:
+            tally.warnings.append(
+                f"{label}: exists with different content; kept (existingResourcePolicy none)"
+            )
+            return "exists-differs"
+        return "exists-identical"
+    if policy == "update":
+        patch = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
+        updated = await _with_retries(lambda: rest.merge_patch(resource, name, patch, namespace))
+        _remember_uid(tally, source_uid, updated)
+        return "updated"
+    await _with_retries(lambda: rest.delete(resource, name, namespace))
+    await rest.wait_deleted(resource, name, namespace, timeout=120.0)
+    created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+    _remember_uid(tally, source_uid, created)
+    return "recreated"
+
+
+def _remember_uid(tally: RestoreTally, source_uid: str, restored: Manifest) -> None:
+    uid = (restored.get("metadata") or {}).get("uid")
+    if source_uid and uid:
+        tally.uid_map[source_uid] = str(uid)
+
+
+async def _wait_established(
+    rest: KubeRest, crds: Sequence[ArchivedObject], tally: RestoreTally
+) -> None:
+    """Custom resources can be created only once their CRD is Established."""
+
+    def established(crd: Manifest) -> bool:
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    for crd in crds:
+        try:
+            await rest.wait_for(resource_of(crd), crd.name, condition=established, timeout=60.0)
+        except KubeError as error:  # reported; its custom resources then fail one by one
+            tally.warnings.append(f"{item_label(crd)}: not Established: {error}")
