@@ -546,6 +546,18 @@ class Ledger:
                 run.phase = RunPhase.IN_PROGRESS
             return run
 
+    def update_run_details(self, run_id: int, details: Mapping[str, Any]) -> Run:
+        """Merge ``details`` (top-level keys replace) into an unfinished run's details.
+
+        For what a run learns on the way, e.g. a restore's pre-check report before it
+        writes anything. Credential-like keys are redacted; never pass object contents.
+        """
+        with self._write() as session:
+            run = _unfinished_run(session, run_id, "update the details of")
+            run.details = _merged(run.details, details)
+            run.updated_at = utcnow()
+            return run
+
     def add_run_issue(
         self, run_id: int, severity: IssueSeverity, message: str, *, item: str | None = None
     ) -> RunIssue:
@@ -570,11 +582,13 @@ class Ledger:
         *,
         snapshot_id: str | None = None,
         message: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Run:
         """End a run in a final phase; a usable result also updates its job's last_* columns.
 
         Completed and PartiallyFailed count as usable (as with Velero, a partially failed
-        backup still restores what it holds).
+        backup still restores what it holds). ``details`` are merged into the run's details
+        (credential-like keys redacted).
         """
         phase = RunPhase(phase)
         if not phase.finished:
@@ -589,6 +603,8 @@ class Ledger:
                 run.snapshot_id = snapshot_id
             if message is not None:
                 run.message = message
+            if details:
+                run.details = _merged(run.details, details)
             job = session.get(Job, run.job)
             if job is not None and phase in (RunPhase.COMPLETED, RunPhase.PARTIALLY_FAILED):
                 _note_result_on_job(job, run, now)
@@ -690,6 +706,9 @@ class Ledger:
             "complete": complete,
             "run_id": run_id,
             "seen_at": utcnow(),
+            # listed by its repository: present, whatever an earlier row said
+            "deleted_at": None,
+            "deletion_reason": None,
         }
         with self._write() as session:
             snapshot = session.get(Snapshot, id)
@@ -707,13 +726,42 @@ class Ledger:
         with self._write() as session:
             _delete(session, Snapshot, id)
 
-    def snapshots(self, *, job: str | None = None, repository: str | None = None) -> list[Snapshot]:
-        """Catalogued snapshots, newest first."""
+    def mark_snapshot_deleted(
+        self, id: str, *, reason: str, at: datetime | None = None
+    ) -> Snapshot:
+        """Record that kubeferry deleted a snapshot from its repository (e.g. by retention).
+
+        The row stays as history; ``snapshots()`` leaves it out unless asked for deleted ones.
+        """
+        with self._write() as session:
+            snapshot = session.get(Snapshot, id)
+            if snapshot is None:
+                raise NotFoundError(f"no snapshot {id!r} in the ledger")
+            snapshot.deleted_at = at or utcnow()
+            snapshot.deletion_reason = reason
+            session.flush()
+            return snapshot
+
+    def snapshot(self, id: str) -> Snapshot | None:
+        """One catalogued snapshot (deleted or not), or None."""
+        with self._read() as session:
+            return session.get(Snapshot, id)
+
+    def snapshots(
+        self,
+        *,
+        job: str | None = None,
+        repository: str | None = None,
+        include_deleted: bool = False,
+    ) -> list[Snapshot]:
+        """Catalogued snapshots, newest first; deleted ones only with ``include_deleted``."""
         query = select(Snapshot).order_by(col(Snapshot.created_at).desc(), col(Snapshot.id))
         if job is not None:
             query = query.where(col(Snapshot.job) == job)
         if repository is not None:
             query = query.where(col(Snapshot.repository) == repository)
+        if not include_deleted:
+            query = query.where(col(Snapshot.deleted_at).is_(None))
         with self._read() as session:
             return list(session.exec(query))
 
@@ -836,6 +884,12 @@ def _unfinished_run(session: Session, run_id: int, action: str) -> Run:
     if run.phase.finished:
         raise RunStateError(f"cannot {action} run {run_id}: it already ended {run.phase}")
     return run
+
+
+def _merged(stored: Mapping[str, Any] | None, update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(stored or {})
+    merged.update(redact(dict(update)))
+    return merged
 
 
 def _note_result_on_job(job: Job, run: Run, finished: datetime) -> None:

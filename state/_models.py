@@ -210,6 +210,9 @@ class Run(LedgerModel, table=True):
     error_count: int = 0
     snapshot_id: str | None = None
     message: str = ""
+    # what the run found and did, e.g. a restore's pre-check report and per-outcome counts
+    # ({"precheck": {...}, "outcomes": {"created": 3}}); never credentials or object contents
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     # which process runs it, so a run left InProgress by a dead process can be found
     host: str
     pid: int
@@ -254,6 +257,9 @@ class Snapshot(LedgerModel, table=True):
     complete: bool = False
     run_id: int | None = None  # the run that wrote it, when it was this ledger's
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)  # last catalog sync
+    # set when kubeferry deleted it from its repository (the row stays, as history)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deletion_reason: str | None = None  # e.g. "retention: keepLast 3"
 
 
 class Event(LedgerModel, table=True):

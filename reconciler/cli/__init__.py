@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 from reconciler import __version__
-from reconciler.cli import _inventory, _ledger, _sandbox, _workflow
+from reconciler.cli import _inventory, _ledger, _sandbox, _snapshots, _workflow
 from reconciler.errors import KubeferryError
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_ledger.app, name="ledger", help="Inspect the ledger: status, history, locks.")
 _inventory.register(app)
 _workflow.register(app)
+_snapshots.register(app)
 
 
 def _load_plugins() -> None:

@@ -193,6 +193,9 @@ def _runs_table(runs: list[Run], title: str) -> Table:
     table.add_column("Started (UTC)", min_width=10, overflow="fold")
     table.add_column("Took", no_wrap=True, justify="right")
     table.add_column("Snapshot", min_width=10, overflow="fold")
+    results = {run.id: _run_result(run) for run in runs}
+    if any(results.values()):
+        table.add_column("Result", min_width=10, overflow="fold")
     for run in runs:
         style = _PHASE_STYLE.get(run.phase, "")
         items = f"{run.items_done}/{run.total_items}" if run.total_items else str(run.items_done)
@@ -206,8 +209,22 @@ def _runs_table(runs: list[Run], title: str) -> Table:
             _time(run.started_at),
             _duration(run.duration_seconds),
             run.snapshot_id or "",
+            *([results[run.id]] if any(results.values()) else []),
         )
     return table
+
+
+def _run_result(run: Run) -> str:
+    """A restore's pre-check verdict and outcome counts, e.g. "compatible; 3 created"."""
+    details = run.details or {}
+    parts = []
+    precheck = details.get("precheck")
+    if isinstance(precheck, dict) and precheck.get("overallCompatibility"):
+        parts.append(f"pre-checks {precheck['overallCompatibility']}")
+    outcomes = details.get("outcomes")
+    if isinstance(outcomes, dict) and outcomes:
+        parts.append(", ".join(f"{count} {name}" for name, count in sorted(outcomes.items())))
+    return "; ".join(parts)
 
 
 def _events_table(events: list[Event], title: str) -> Table:

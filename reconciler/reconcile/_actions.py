@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler._events import EventBus, ItemDone, ItemWarning, Progress, RunFinished, RunStarted
 from reconciler._retry import is_retryable, retry
 from reconciler.apply import Cancellation
-from reconciler.engines import JobSpec, ObjectReplicator
+from reconciler.engines import (
+    BackupResult,
+    JobSpec,
+    ObjectReplicator,
+    PrecheckFailed,
+    RestoreResult,
+)
 from reconciler.errors import KubeferryError
-from reconciler.inventory import Inventory
+from reconciler.inventory import Inventory, Retention
 from reconciler.kube import KubeUnreachableError
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._views import desired_job, job_spec
-from reconciler.repository import RepositoryUnavailable
-from state import Availability, IssueSeverity, Ledger, Reachability, RunKind, RunPhase
+from reconciler.repository import Repository, RepositoryUnavailable
+from state import (
+    Availability,
+    EventLevel,
+    IssueSeverity,
+    Ledger,
+    NotFoundError,
+    Reachability,
+    RunKind,
+    RunPhase,
+    Snapshot,
+)
+
+_Result = TypeVar("_Result")
 
 
 def is_transient(error: BaseException) -> bool:
@@ -162,7 +183,9 @@ class ActionRunner:
         if action.details.get("initialize"):
             repository = self.connections.repository(action.name)
             if not repository.is_initialized():
-                repository.initialize(str(uuid.uuid4()))
+                repository.initialize(
+                    str(uuid.uuid4()), passphrase=self.connections.passphrase(action.name)
+                )
                 detail = "initialized and registered"
         seen = self.observed.get("repositories", {}).get(action.name, {})
         self.ledger.upsert_repository(
@@ -223,6 +246,12 @@ class ActionRunner:
             **extra,
         )
 
+    def job_spec(self, name: str) -> JobSpec:
+        """The engine's view of inventory job ``name`` (with its preCheckFlag)."""
+        declared = self.inventory.jobs[name]
+        spec = job_spec(self.inventory, declared)
+        return replace(spec, pre_check_flag=declared.spec.pre_check_flag)
+
     def _job(self, action: Action, cancellation: Cancellation) -> str:
         if action.type is ActionType.FORGET:
             self.ledger.delete_job(action.name)
@@ -240,15 +269,22 @@ class ActionRunner:
     def _run(
         self,
         kind: RunKind,
-        action: Action,
+        job: str,
+        address: str,
         cancellation: Cancellation,
-        work: Any,
-    ) -> Any:
-        run = self.ledger.start_run(kind, action.name)
+        work: Callable[[_RunReporter, int], _Result],
+        *,
+        snapshot_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> tuple[int, _Result]:
+        """One ledger run around ``work``: phases, counters, issues, details, events."""
+        run = self.ledger.start_run(kind, job)
         assert run.id is not None
         operation = kind.value
-        self.bus.publish(RunStarted(address=action.address, run_id=run.id, operation=operation))
-        reporter = _RunReporter(self.ledger, self.bus, run.id, action.address, cancellation)
+        if details:
+            self.ledger.update_run_details(run.id, details)
+        self.bus.publish(RunStarted(address=address, run_id=run.id, operation=operation))
+        reporter = _RunReporter(self.ledger, self.bus, run.id, address, cancellation)
         try:
             result = work(reporter, run.id)
         except BaseException as error:
@@ -257,10 +293,15 @@ class ActionRunner:
             message = "cancelled by the user" if interrupted else str(error)
             if not interrupted:
                 self.ledger.add_run_issue(run.id, IssueSeverity.ERROR, message)
-            self.ledger.finish_run(run.id, phase, message=message)
+            found: dict[str, Any] = {}
+            if isinstance(error, PrecheckFailed):  # stopped before writing: keep the report
+                found["precheck"] = error.report.to_dict()
+            self.ledger.finish_run(
+                run.id, phase, message=message, snapshot_id=snapshot_id, details=found
+            )
             self.bus.publish(
                 RunFinished(
-                    address=action.address,
+                    address=address,
                     run_id=run.id,
                     operation=operation,
                     phase=phase.value,
@@ -268,44 +309,61 @@ class ActionRunner:
                 )
             )
             raise
-        phase = RunPhase.PARTIALLY_FAILED if reporter.warnings else RunPhase.COMPLETED
-        snapshot = getattr(result, "snapshot_id", None)
+        found = {}
+        failed_items = 0
+        if isinstance(result, RestoreResult):
+            if result.precheck is not None:
+                found["precheck"] = result.precheck.to_dict()
+            found["outcomes"] = dict(result.outcomes)
+            failed_items = result.outcomes.get("failed", 0)
+        partial = reporter.warnings or failed_items
+        phase = RunPhase.PARTIALLY_FAILED if partial else RunPhase.COMPLETED
         self.ledger.update_run_progress(
             run.id, items_done=reporter.items_done, bytes_done=reporter.bytes_done
         )
-        self.ledger.finish_run(run.id, phase, snapshot_id=snapshot)
-        self.bus.publish(
-            RunFinished(
-                address=action.address, run_id=run.id, operation=operation, phase=phase.value
-            )
+        self.ledger.finish_run(
+            run.id,
+            phase,
+            snapshot_id=getattr(result, "snapshot_id", None) or snapshot_id,
+            details=found,
         )
-        return result
+        self.bus.publish(
+            RunFinished(address=address, run_id=run.id, operation=operation, phase=phase.value)
+        )
+        return run.id, result
 
-    def _replicate(self, action: Action, cancellation: Cancellation) -> str:
-        declared = self.inventory.jobs[action.name]
-        spec: JobSpec = job_spec(self.inventory, declared)
-        wanted = desired_job(self.inventory, declared)
-        self._register_job(action.name)
-        repository = self.connections.repository(wanted.repository)
+    def _initialized(self, name: str) -> Repository:
+        repository = self.connections.repository(name)
         if not repository.is_initialized():
             raise KubeferryError(
-                f"repository {wanted.repository} is not initialized; apply its "
-                "ReplicationRepository first"
+                f"repository {name} is not initialized; apply its ReplicationRepository first"
             )
+        return repository
+
+    def run_backup(
+        self, name: str, cancellation: Cancellation, *, address: str | None = None
+    ) -> tuple[int, BackupResult]:
+        """One backup run of inventory job ``name``: a new snapshot in its repository.
+
+        Records the run and the snapshot in the ledger; returns the run id and the result.
+        """
+        spec = self.job_spec(name)
+        wanted = desired_job(self.inventory, self.inventory.jobs[name])
+        repository = self._initialized(wanted.repository)
         source = self.connections.client(spec.source_cluster)
         started = _now()
-        snapshot_id = new_snapshot_id(action.name, started)
+        snapshot_id = new_snapshot_id(name, started)
         metadata: dict[str, object] = {
             "sourceClusterVersion": source.version(),
             "startedAt": started.isoformat(),
             "toolVersion": __version__,
         }
 
-        def backup(reporter: _RunReporter, run_id: int) -> Any:
+        def backup(reporter: _RunReporter, run_id: int) -> BackupResult:
             result = self.engine.backup(source, repository, spec, snapshot_id, reporter, metadata)
             self.ledger.upsert_snapshot(
                 result.snapshot_id,
-                job=action.name,
+                job=name,
                 repository=wanted.repository,
                 namespace=spec.namespace,
                 source_cluster=spec.source_cluster,
@@ -318,15 +376,65 @@ class ActionRunner:
             )
             return result
 
-        backed_up = self._run(RunKind.BACKUP, action, cancellation, backup)
+        return self._run(
+            RunKind.BACKUP, name, address or f"ReplicationJob/{name}", cancellation, backup
+        )
+
+    def run_restore(
+        self,
+        name: str,
+        snapshot_id: str,
+        cancellation: Cancellation,
+        *,
+        spec: JobSpec,
+        repository: str,
+        address: str | None = None,
+    ) -> tuple[int, RestoreResult]:
+        """One restore run of ``snapshot_id`` as ``spec`` says (cluster, namespace, policy).
+
+        The engine runs the pre-checks first; a restore they stop (PrecheckFailed) is a
+        Failed run whose details keep the report.
+        """
+        stored = self.connections.repository(repository)
+        destination = self.connections.client(spec.destination_cluster)
+        details: dict[str, Any] = {
+            "snapshot": snapshot_id,
+            "repository": repository,
+            "cluster": spec.destination_cluster,
+            "namespace": spec.target_namespace,
+            "existingResourcePolicy": spec.existing_resource_policy,
+            "preCheckFlag": spec.pre_check_flag,
+        }
+
+        def restore(reporter: _RunReporter, _: int) -> RestoreResult:
+            return self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+
+        return self._run(
+            RunKind.RESTORE,
+            name,
+            address or f"ReplicationJob/{name}",
+            cancellation,
+            restore,
+            snapshot_id=snapshot_id,
+            details=details,
+        )
+
+    def _replicate(self, action: Action, cancellation: Cancellation) -> str:
+        spec = self.job_spec(action.name)
+        wanted = desired_job(self.inventory, self.inventory.jobs[action.name])
+        self._register_job(action.name)
+        _, backed_up = self.run_backup(action.name, cancellation, address=action.address)
+        snapshot_id = backed_up.snapshot_id
         destination_fingerprint = None
         if wanted.mode == "replicate":
-            destination = self.connections.client(spec.destination_cluster)
-
-            def restore(reporter: _RunReporter, _: int) -> Any:
-                return self.engine.restore(destination, repository, spec, snapshot_id, reporter)
-
-            restored = self._run(RunKind.RESTORE, action, cancellation, restore)
+            _, restored = self.run_restore(
+                action.name,
+                snapshot_id,
+                cancellation,
+                spec=spec,
+                repository=wanted.repository,
+                address=action.address,
+            )
             destination_fingerprint = restored.destination_fingerprint
         self.ledger.upsert_job(
             action.name,
@@ -334,6 +442,261 @@ class ActionRunner:
             destination_fingerprint=destination_fingerprint,
             last_success_at=_now(),
         )
+        pruned = self.apply_retention(action.name)
         where = f" and restored to {spec.destination_cluster}/{spec.target_namespace}"
         tail = where if wanted.mode == "replicate" else ""
-        return f"snapshot {snapshot_id} ({backed_up.items} items){tail}"
+        removed = f"; retention deleted {len(pruned.deleted)}" if pruned.deleted else ""
+        return f"snapshot {snapshot_id} ({backed_up.items} items){tail}{removed}"
+
+    # -- snapshots and retention ---------------------------------------------------------
+    def snapshot_info(
+        self, repository_name: str, repository: Repository, snapshot_id: str
+    ) -> SnapshotInfo:
+        """A complete snapshot as the ledger records it, else as its metadata describes it."""
+        row = self.ledger.snapshot(snapshot_id)
+        if row is not None and row.repository == repository_name:
+            return SnapshotInfo.from_row(row, self._run_phase(row.run_id))
+        return SnapshotInfo.from_metadata(
+            snapshot_id, repository_name, _metadata(repository, snapshot_id)
+        )
+
+    def _run_phase(self, run_id: int | None) -> str:
+        if run_id is None:
+            return RunPhase.COMPLETED.value
+        try:
+            return self.ledger.run(run_id).phase.value
+        except NotFoundError:
+            return RunPhase.COMPLETED.value
+
+    def job_snapshots(self, name: str, repository_name: str) -> list[SnapshotInfo]:
+        """The complete snapshots of job ``name`` in a repository (the repository's truth)."""
+        repository = self.connections.repository(repository_name)
+        found = []
+        for snapshot_id in repository.list_snapshots():
+            if not snapshot_id.startswith(f"{name}-"):
+                continue  # ids start with their job's name (new_snapshot_id)
+            info = self.snapshot_info(repository_name, repository, snapshot_id)
+            if info.job == name:
+                found.append(info)
+        return found
+
+    def apply_retention(self, name: str, *, now: datetime | None = None) -> RetentionResult:
+        """Delete job ``name``'s snapshots that no retention rule keeps; mark them in the ledger.
+
+        Never raises for a snapshot it could not delete: that is recorded (event, result
+        errors) and retried at the next backup. A job without ``retention`` keeps everything.
+        """
+        declared = self.inventory.jobs[name]
+        retention = declared.spec.retention
+        repository_name = desired_job(self.inventory, declared).repository
+        if retention is None:
+            return RetentionResult(name, repository_name, "", [], [], [])
+        rules = describe_retention(retention)
+        try:
+            snapshots = self.job_snapshots(name, repository_name)
+        except KubeferryError as error:
+            return self._retention_failed(name, repository_name, rules, str(error))
+        expired = set(expired_snapshots(snapshots, retention, now or _now()))
+        repository = self.connections.repository(repository_name)
+        deleted: list[str] = []
+        errors: list[str] = []
+        for info in snapshots:
+            if info.id not in expired:
+                continue
+            try:
+                repository.delete_snapshot(info.id)
+            except KubeferryError as error:
+                errors.append(f"{info.id}: {error}")
+                continue
+            if self.ledger.snapshot(info.id) is None:
+                info.record(self.ledger)
+            self.ledger.mark_snapshot_deleted(info.id, reason=f"retention: {rules}")
+            self.ledger.record_event(
+                "snapshot.deleted",
+                f"snapshot {info.id} of job {name!r} deleted by retention ({rules})",
+                job=name,
+                data={"snapshot": info.id, "repository": repository_name, "rules": rules},
+            )
+            deleted.append(info.id)
+        for error_text in errors:
+            self.ledger.record_event(
+                "retention.failed", error_text, level=EventLevel.WARNING, job=name
+            )
+        kept = [s.id for s in snapshots if s.id not in set(deleted)]
+        return RetentionResult(name, repository_name, rules, deleted, kept, errors)
+
+    def _retention_failed(
+        self, name: str, repository: str, rules: str, text: str
+    ) -> RetentionResult:
+        self.ledger.record_event(
+            "retention.failed",
+            f"retention of job {name!r} skipped: {text}",
+            level=EventLevel.WARNING,
+            job=name,
+        )
+        return RetentionResult(name, repository, rules, [], [], [text])
+
+
+# -- the snapshot catalog and retention ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One complete snapshot: the repository says it exists, the ledger or metadata what it is."""
+
+    id: str
+    job: str
+    repository: str
+    namespace: str
+    source_cluster: str
+    created_at: datetime
+    items: int | None = None
+    size_bytes: int | None = None
+    phase: str = RunPhase.COMPLETED.value
+    """The phase of the backup run that wrote it (Completed when not known to this ledger)."""
+    run_id: int | None = None
+    complete: bool = True
+
+    @classmethod
+    def from_row(cls, row: Snapshot, phase: str) -> SnapshotInfo:
+        return cls(
+            id=row.id,
+            job=row.job,
+            repository=row.repository,
+            namespace=row.namespace,
+            source_cluster=row.source_cluster,
+            created_at=row.created_at,
+            items=row.items_backed_up if row.items_backed_up is not None else row.total_items,
+            size_bytes=row.size_bytes,
+            phase=phase,
+            run_id=row.run_id,
+            complete=True,
+        )
+
+    @classmethod
+    def from_metadata(
+        cls, snapshot_id: str, repository: str, document: dict[str, Any]
+    ) -> SnapshotInfo:
+        counts = document.get("counts")
+        items = document.get("items", document.get("totalItems"))
+        if not isinstance(items, int) and isinstance(counts, dict):
+            items = sum(v for v in counts.values() if isinstance(v, int))
+        size = document.get("sizeBytes")
+        return cls(
+            id=snapshot_id,
+            job=str(document.get("job") or _job_of(snapshot_id)),
+            repository=repository,
+            namespace=str(document.get("namespace") or ""),
+            source_cluster=str(document.get("sourceCluster") or ""),
+            created_at=_created_at(snapshot_id, document),
+            items=items if isinstance(items, int) else None,
+            size_bytes=size if isinstance(size, int) else None,
+        )
+
+    def record(self, ledger: Ledger) -> None:
+        """Catalog it in the ledger (a snapshot this ledger did not write)."""
+        ledger.upsert_snapshot(
+            self.id,
+            job=self.job,
+            repository=self.repository,
+            namespace=self.namespace,
+            source_cluster=self.source_cluster,
+            created_at=self.created_at,
+            size_bytes=self.size_bytes,
+            total_items=self.items,
+            items_backed_up=self.items,
+            complete=self.complete,
+            run_id=self.run_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job": self.job,
+            "repository": self.repository,
+            "namespace": self.namespace,
+            "sourceCluster": self.source_cluster,
+            "created": self.created_at.isoformat(),
+            "items": self.items,
+            "sizeBytes": self.size_bytes,
+            "phase": self.phase,
+            "complete": self.complete,
+            "runId": self.run_id,
+        }
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    job: str
+    repository: str
+    rules: str
+    """e.g. "keepLast 3, ttl 30d"; empty when the job has no retention."""
+    deleted: list[str]
+    kept: list[str]
+    errors: list[str]
+
+
+_ID_TIME = re.compile(r"-(\d{14})-[0-9a-f]{6}$")
+
+
+def _job_of(snapshot_id: str) -> str:
+    match = _ID_TIME.search(snapshot_id)
+    return snapshot_id[: match.start()] if match else ""
+
+
+def _created_at(snapshot_id: str, document: dict[str, Any]) -> datetime:
+    for key in ("startedAt", "createdAt", "created", "completedAt"):
+        value = document.get(key)
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    match = _ID_TIME.search(snapshot_id)
+    if match:
+        return datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return datetime.fromtimestamp(0, UTC)
+
+
+def _metadata(repository: Repository, snapshot_id: str) -> dict[str, Any]:
+    try:
+        document = json.loads(repository.read_snapshot_metadata(snapshot_id))
+    except ValueError:
+        raise KubeferryError(
+            f"{repository.location}: snapshot {snapshot_id!r} has unreadable metadata"
+        ) from None
+    return document if isinstance(document, dict) else {}
+
+
+def describe_retention(retention: Retention) -> str:
+    """The rules as the inventory spells them, e.g. "keepLast 3, ttl 30d"."""
+    rules = retention.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return ", ".join(f"{key} {value}" for key, value in rules.items())
+
+
+def expired_snapshots(
+    snapshots: Sequence[SnapshotInfo], retention: Retention | None, now: datetime
+) -> list[str]:
+    """Ids no rule keeps, newest first. A snapshot is kept if any rule keeps it:
+
+    ``keepLast N`` the N newest; ``keepDaily N`` the newest of each of the N most recent
+    days (UTC) that have snapshots; ``ttl`` those younger than it. The newest snapshot is
+    always kept, and no retention at all keeps everything.
+    """
+    if retention is None or not snapshots:
+        return []
+    ordered = sorted(snapshots, key=lambda s: (s.created_at, s.id), reverse=True)
+    keep = {ordered[0].id}
+    if retention.keep_last is not None:
+        keep.update(s.id for s in ordered[: retention.keep_last])
+    if retention.keep_daily is not None:
+        days: set[date] = set()
+        for snapshot in ordered:
+            day = snapshot.created_at.astimezone(UTC).date()
+            if day not in days and len(days) < retention.keep_daily:
+                days.add(day)
+                keep.add(snapshot.id)
+    if retention.ttl is not None:
+        keep.update(s.id for s in ordered if s.created_at >= now - retention.ttl)
+    return [s.id for s in ordered if s.id not in keep]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from state import EventLevel, Ledger, RunKind, RunPhase
+from state import EventLevel, Ledger, RunKind, RunPhase, head_revision
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def test_status_reports_path_serial_schema_lock_and_counts(
     out = capsys.readouterr().out
     assert str(filled.resolve()) in out
     assert "Serial  12" in out
-    assert "Schema  0001" in out
+    assert f"Schema  {head_revision()}" in out
     assert "Lock    free" in out
     assert "clusters 1, repositories 1, slices 1, jobs 2, runs 2" in out
 
@@ -95,7 +95,7 @@ def test_status_json(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ledger", "status", "--ledger", str(filled), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["serial"] == 12
-    assert report["schema_revision"] == report["newest_schema_revision"] == "0001"
+    assert report["schema_revision"] == report["newest_schema_revision"] == head_revision()
     assert report["lock"] is None
     assert report["counts"]["runs"] == 2
     assert report["counts"]["events"] == 2

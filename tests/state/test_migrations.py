@@ -21,9 +21,9 @@ def test_models_and_migrations_agree(ledger: Ledger) -> None:
     assert differences == []
 
 
-def test_the_initial_revision_is_the_head_and_has_a_serial_row(ledger: Ledger) -> None:
-    assert head_revision() == "0001"
-    assert ledger.schema_revision == "0001"
+def test_a_new_ledger_is_at_the_head_and_has_a_serial_row(ledger: Ledger) -> None:
+    assert head_revision() == "0002"
+    assert ledger.schema_revision == "0002"
     assert ledger.serial == 0
 
 
