@@ -113,3 +113,39 @@ def test_cache_layout_and_presence_check(tmp_path: Path) -> None:
     binaries = installed_binaries(cache)
     assert binaries is not None
     assert binaries.apiserver == cache.bin_dir / "kube-apiserver"
+
+
+def _reflect2_tree(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_vendored_reflect2_is_replaced_by_debians_fixed_release(tmp_path: Path) -> None:
+    from reconciler.sandbox._build import patch_vendored_reflect2
+
+    cache = CacheLayout(tmp_path / "cache")
+    vendored = cache.source_dir / "vendor" / "github.com" / "modern-go" / "reflect2"
+    _reflect2_tree(vendored, {"go_below_17.go": "old", "reflect2.go": "old", "BUILD": "bazel"})
+    fixed = _reflect2_tree(
+        tmp_path / "debian" / "reflect2",
+        {"go_above_118.go": "new", "reflect2.go": "new", "reflect2_amd64.s": "asm", "go.mod": "m"},
+    )
+    assert patch_vendored_reflect2(cache, fixed) is True
+    assert sorted(p.name for p in vendored.iterdir()) == [
+        "go_above_118.go",
+        "reflect2.go",
+        "reflect2_amd64.s",
+    ]
+    assert (vendored / "reflect2.go").read_text() == "new"
+    assert patch_vendored_reflect2(cache, fixed) is False  # already patched: nothing to redo
+
+
+def test_reflect2_patch_names_the_missing_debian_package(tmp_path: Path) -> None:
+    from reconciler.sandbox._build import patch_vendored_reflect2
+
+    old_release = _reflect2_tree(tmp_path / "reflect2", {"reflect2.go": "old"})
+    with pytest.raises(KubeferryError) as caught:
+        patch_vendored_reflect2(CacheLayout(tmp_path / "cache"), old_release)
+    assert "golang-github-modern-go-reflect2-dev" in str(caught.value.hint)
