@@ -58,7 +58,8 @@ class RestoreRequirements:
     included_crds: tuple[str, ...] = ()
     """The subset of ``crds`` the snapshot carries (restored first)."""
     storage_classes: tuple[str, ...] = ()
-    """Storage classes of PVCs/PVs/volumeClaimTemplates, after storageClassMapping."""
+    """Storage classes of PVCs and volumeClaimTemplates as the source names them ("" = the
+    default class); the pre-check applies the restoring job's storageClassMapping."""
 
     def to_dict(self) -> dict[str, object]:
         return {

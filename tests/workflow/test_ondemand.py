@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler.engines import (
-    ConfigMapReplicator,
     JobSpec,
+    ObjectEngine,
     PrecheckFailed,
     PrecheckReport,
     PrecheckResult,
@@ -230,8 +230,8 @@ def test_restore_of_an_unknown_snapshot_is_one_line_exit_1(workspace) -> None:  
     assert "Traceback" not in result.stdout + result.stderr
 
 
-class _StrictEngine(ConfigMapReplicator):
-    """The ConfigMap engine with a destination check that always fails."""
+class _StrictEngine(ObjectEngine):
+    """The object engine with a destination check that always fails."""
 
     def precheck(
         self, client: KubeClient, job: JobSpec, requirements: RestoreRequirements

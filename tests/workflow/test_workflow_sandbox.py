@@ -129,7 +129,12 @@ def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> Non
             ("backup", RunPhase.COMPLETED),
             ("restore", RunPhase.COMPLETED),
         }
-        assert all(r.items_done == 3 for r in runs)
+        # 3 ConfigMaps + the Namespace + its default ServiceAccount, backed up then restored
+        assert [r.items_done for r in runs] == [5, 5]
+        assert all(r.total_items == 5 for r in runs)
+        restore_run = next(r for r in runs if r.kind.value == "restore")
+        assert restore_run.details["precheck"]["overallCompatibility"] == "compatible"
+        assert restore_run.details["outcomes"]["created"] >= 4
         assert len(ledger.snapshots(job="keep")) == 1
         assert ledger.lock_status() is None
 

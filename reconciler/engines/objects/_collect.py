@@ -77,7 +77,7 @@ class Collection:
             counts[item.group_resource] = counts.get(item.group_resource, 0) + 1
         return dict(sorted(counts.items()))
 
-    def requirements(self, job: JobSpec) -> RestoreRequirements:
+    def requirements(self) -> RestoreRequirements:
         resources: dict[str, str] = {}
         crds: set[str] = set()
         included: set[str] = set()
@@ -89,7 +89,7 @@ class Collection:
                 crds.add(item.group_resource)  # a CRD is named <plural>.<group>
             if item.group_resource == "customresourcedefinitions.apiextensions.k8s.io":
                 included.add(item.name)
-            classes.update(_storage_classes(item, job.storage_class_mapping))
+            classes.update(_storage_classes(item))
         return RestoreRequirements(
             resources=resources,
             counts=self.counts(),
@@ -103,7 +103,7 @@ def _sort_key(item: ArchivedObject) -> tuple[str, str, str]:
     return (item.group_resource, item.namespace or "", item.name)
 
 
-def _storage_classes(item: ArchivedObject, mapping: dict[str, str]) -> set[str]:
+def _storage_classes(item: ArchivedObject) -> set[str]:
     """Storage classes the destination must have; "" stands for "the default class"."""
     spec = item.manifest.get("spec") or {}
     if item.group_resource == "persistentvolumeclaims":
@@ -115,7 +115,7 @@ def _storage_classes(item: ArchivedObject, mapping: dict[str, str]) -> set[str]:
         ]
     else:
         return set()
-    return {mapping.get(name, name) if name else "" for name in names}
+    return set(names)
 
 
 async def collect(

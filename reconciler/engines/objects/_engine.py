@@ -70,7 +70,7 @@ class ObjectEngine:
 
     def observe(self, client: KubeClient, namespace: str, job: JobSpec) -> SourceObservation:
         collection = self._run(client, lambda rest: self._collect(rest, namespace, job))
-        return SourceObservation(collection.fingerprint(), collection.requirements(job))
+        return SourceObservation(collection.fingerprint(), collection.requirements())
 
     def fingerprint(self, client: KubeClient, namespace: str, job: JobSpec) -> str:
         return self.observe(client, namespace, job).fingerprint
@@ -132,7 +132,7 @@ class ObjectEngine:
                 RESOURCE_LIST_PART: hashlib.sha256(listing).hexdigest(),
             },
             "fingerprint": fingerprint,
-            "requirements": collection.requirements(job).to_dict(),
+            "requirements": collection.requirements().to_dict(),
             "tool": f"kubeferry {__version__}",
             "listedAt": started.isoformat(),
             "completedAt": datetime.now(UTC).isoformat(),
@@ -170,12 +170,15 @@ class ObjectEngine:
         requirements = RestoreRequirements.from_dict(document.get("requirements") or {})
         source_namespace = str(document.get("namespace") or job.namespace)
 
-        async def work(rest: KubeRest) -> tuple[PrecheckReport, Any]:
-            report = await run_prechecks(rest, job, requirements)
-            if report.overall == "not_compatible" and job.pre_check_flag == "stopOnPrecheck":
-                raise PrecheckFailed(report, f"{job.destination_cluster}/{job.target_namespace}")
+        # before anything is written, through the public method so that a subclass's
+        # checks apply to restores too
+        report = self.precheck(client, job, requirements)
+        if report.overall == "not_compatible" and job.pre_check_flag == "stopOnPrecheck":
+            raise PrecheckFailed(report, f"{job.destination_cluster}/{job.target_namespace}")
+
+        async def work(rest: KubeRest) -> Any:
             reporter.total(len(objects))
-            tally = await restore_objects(
+            return await restore_objects(
                 rest,
                 objects,
                 job,
@@ -185,9 +188,8 @@ class ObjectEngine:
                 reporter=reporter,
                 parallelism=self.parallelism,
             )
-            return report, tally
 
-        report, tally = self._run(client, work)
+        tally = self._run(client, work)
         for text in tally.warnings:
             item, _, message = text.partition(": ")
             reporter.warning(message, item)

@@ -79,7 +79,7 @@ async def run_prechecks(
     checks.append(_api_resources(discovered, requirements))
     crds = await _crds(rest, requirements)
     checks.append(crds)
-    checks.append(await _storage_classes(rest, requirements))
+    checks.append(await _storage_classes(rest, requirements, job.storage_class_mapping))
     namespace_check, existing = await _namespace(rest, namespace, discovered, requirements)
     checks.append(namespace_check)
     checks.append(await _quota(rest, namespace, existing, requirements))
@@ -194,9 +194,14 @@ async def _crds(rest: KubeRest, requirements: RestoreRequirements) -> PrecheckRe
     )
 
 
-async def _storage_classes(rest: KubeRest, requirements: RestoreRequirements) -> PrecheckResult:
+async def _storage_classes(
+    rest: KubeRest, requirements: RestoreRequirements, mapping: dict[str, str]
+) -> PrecheckResult:
     if not requirements.storage_classes:
         return PrecheckResult("storage-classes", "compatible", "no volumes claimed")
+    wanted = sorted(
+        {mapping.get(name, name) if name else "" for name in requirements.storage_classes}
+    )
     classes = await rest.list(STORAGE_CLASS_RESOURCE)
     names = {str(c["metadata"]["name"]) for c in classes}
     has_default = any(
@@ -204,20 +209,20 @@ async def _storage_classes(rest: KubeRest, requirements: RestoreRequirements) ->
         for c in classes
         for key in _DEFAULT_CLASS_ANNOTATIONS
     )
-    missing = [name for name in requirements.storage_classes if name and name not in names]
+    missing = [name for name in wanted if name and name not in names]
     if missing:
         return PrecheckResult(
             "storage-classes",
             "not_compatible",
             "missing (after storageClassMapping): " + ", ".join(missing),
         )
-    if "" in requirements.storage_classes and not has_default:
+    if "" in wanted and not has_default:
         return PrecheckResult(
             "storage-classes",
             "warning",
             "claims without a storage class, and the destination has no default class",
         )
-    present = ", ".join(sorted(n for n in requirements.storage_classes if n)) or "default"
+    present = ", ".join(n for n in wanted if n) or "default"
     return PrecheckResult("storage-classes", "compatible", f"present: {present}")
 
 

@@ -184,7 +184,12 @@ async def _restore_item(
         _remember_uid(tally, source_uid, created)
         return "created"
     except KubeApiError as error:
-        if error.status != 409:
+        # an existing object can also fail validation before the conflict is noticed
+        # (a Service's fixed nodePort is "already allocated" - to itself): look before failing
+        exists = error.status == 409 or (
+            error.status == 422 and await rest.get(resource, name, namespace) is not None
+        )
+        if not exists:
             tally.warnings.append(f"{label}: {error}")
             return "failed"
     try:
