@@ -7,10 +7,11 @@ Everything talks to clusters through :class:`KubeClient`; objects travel as plai
 from reconciler.kube._access import can_i
 from reconciler.kube._client import KubeClient, Manifest
 from reconciler.kube._errors import KubeApiError, KubeConfigError, KubeError, KubeUnreachableError
-from reconciler.kube._rest import ApiResource, KubeRest
+from reconciler.kube._rest import ApiResource, BlockingRest, KubeRest
 
 __all__ = [
     "ApiResource",
+    "BlockingRest",
     "KubeApiError",
     "KubeClient",
     "KubeConfigError",

@@ -1,9 +1,16 @@
 """KubeRest: a lean async REST client for the hot paths (discovery, bulk list/create/patch).
 
 The ``kubernetes`` package builds models and validates every call; restoring thousands of
-objects per second needs less: plain JSON over one pooled ``httpx.AsyncClient``. Credentials
-and TLS settings come from a :class:`KubeClient`'s configuration, so both clients always talk
-to the same server as the same identity.
+objects per second needs less: plain JSON over httpx. Credentials and TLS settings come from
+a :class:`KubeClient`'s configuration, so both clients always talk to the same server as the
+same identity.
+
+The API is async (callers fan out with task groups), but requests go out through blocking
+``httpx.Client`` connections in worker threads: measured on the sandbox, async TLS (anyio's
+memory-BIO streams, pure Python) made 3,000 creates take 7.6 s against 3.6 s for the same
+requests from 32 threads, whose TLS runs in C without the GIL. One single-connection client
+per thread slot also avoids httpcore's per-request scan of a large pool. ``rest.blocking``
+offers the object calls without the event loop, for thread pools doing bulk work.
 
 One instance belongs to one event loop: create it inside ``anyio.run`` (or the loop that uses
 it) and close it there (``async with``). Nothing here retries; callers decide.
@@ -15,14 +22,16 @@ import ipaddress
 import json
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlparse
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from reconciler.kube._client import Manifest
@@ -32,13 +41,13 @@ if TYPE_CHECKING:
     from reconciler.kube._client import KubeClient
 
 logger = logging.getLogger("kubeferry.kube")
+_T = TypeVar("_T")
 
 _List = list  # KubeRest.list shadows the builtin inside the class body
 
 _DEFAULT_TIMEOUT_SECONDS = 30.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
 _AUTH_RECHECK_SECONDS = 60.0
-_CONNECTIONS_PER_SHARD = 4
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
 
@@ -91,7 +100,7 @@ class KubeRest:
         timeout: float = _DEFAULT_TIMEOUT_SECONDS,
         proxy: str | None = None,
         tls_server_name: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Prefer :meth:`from_client`; ``transport`` replaces the network (tests)."""
         self.server = server.rstrip("/")
@@ -104,25 +113,29 @@ class KubeRest:
         # about 2 ms CPU per request at 32 connections): small shards, least busy first, keep
         # that cost flat while allowing max_connections in total
         max_connections = max(1, max_connections)
-        shards = 1 if transport is not None else -(-max_connections // _CONNECTIONS_PER_SHARD)
-        per_shard = -(-max_connections // shards)
+        settings: dict[str, Any] = {
+            "base_url": self.server,
+            "verify": ssl_context if ssl_context is not None else True,
+            # no pool timeout: waiting for a free connection is not the server's fault
+            "timeout": httpx.Timeout(
+                timeout, connect=min(timeout, _CONNECT_TIMEOUT_SECONDS), pool=None
+            ),
+            "headers": {"Accept": _JSON, "User-Agent": "kubeferry"},
+            "proxy": proxy,
+            "trust_env": False,  # the proxy decision is the kube configuration's (from_client)
+        }
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._shards = [
-            httpx.AsyncClient(
-                base_url=self.server,
-                verify=ssl_context if ssl_context is not None else True,
-                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
-                # no pool timeout: waiting for a free connection is not the server's fault
-                timeout=httpx.Timeout(
-                    timeout, connect=min(timeout, _CONNECT_TIMEOUT_SECONDS), pool=None
-                ),
-                headers={"Accept": _JSON, "User-Agent": "kubeferry"},
-                proxy=proxy,
-                trust_env=False,  # the proxy decision is the kube configuration's (from_client)
-                transport=transport,
-            )
-            for _ in range(shards)
+            httpx.Client(limits=one, transport=transport, **settings)
+            for _ in range(max_connections)
         ]
-        self._busy = [0] * shards
+        # a request takes a free single-connection client; callers beyond max_connections wait
+        self._idle = list(range(max_connections))
+        self._idle_lock = threading.Lock()
+        self._free = threading.Semaphore(max_connections)
+        self._workers = anyio.CapacityLimiter(max_connections)
+        self.blocking = BlockingRest(self)
+        """The same calls, blocking: for thread pools (see the module docstring)."""
 
     # -- construction -------------------------------------------------------------------
 
@@ -133,7 +146,7 @@ class KubeRest:
         *,
         max_connections: int = 32,
         timeout: float = _DEFAULT_TIMEOUT_SECONDS,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> KubeRest:
         """Same server, identity and TLS trust as ``client`` (its kubernetes Configuration)."""
         configuration = client.api_client.configuration
@@ -167,8 +180,11 @@ class KubeRest:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
         for shard in self._shards:
-            await shard.aclose()
+            shard.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -315,12 +331,7 @@ class KubeRest:
         self, resource: ApiResource, name: str, namespace: str | None = None
     ) -> Manifest | None:
         """The object, or None when it does not exist."""
-        response = await self._send(
-            "GET", resource.path(namespace, name), _action("get", resource, name, namespace)
-        )
-        if response.status_code == 404:
-            return None
-        return self._body(response, _action("get", resource, name, namespace))
+        return await self._in_thread(lambda: self.blocking.get(resource, name, namespace))
 
     # -- writing ------------------------------------------------------------------------
 
@@ -329,22 +340,14 @@ class KubeRest:
     ) -> Manifest:
         """Create the object (namespace defaults to its metadata.namespace);
         KubeApiError(status=409) if it already exists."""
-        metadata = manifest.get("metadata") or {}
-        namespace = namespace or metadata.get("namespace")
-        action = _action("create", resource, metadata.get("name", "?"), namespace)
-        return await self._call("POST", resource.path(namespace), action, body=manifest)
+        return await self._in_thread(lambda: self.blocking.create(resource, manifest, namespace))
 
     async def merge_patch(
         self, resource: ApiResource, name: str, patch: Manifest, namespace: str | None = None
     ) -> Manifest:
         """Apply a JSON merge patch (RFC 7386) to the object; KubeApiError(404) if absent."""
-        action = _action("patch", resource, name, namespace)
-        return await self._call(
-            "PATCH",
-            resource.path(namespace, name),
-            action,
-            body=patch,
-            content_type=_MERGE_PATCH,
+        return await self._in_thread(
+            lambda: self.blocking.merge_patch(resource, name, patch, namespace)
         )
 
     async def replace(
@@ -382,13 +385,9 @@ class KubeRest:
         propagation: str = "Background",
     ) -> bool:
         """Ask for deletion; False when there was nothing to delete. Finalizers may delay it."""
-        action = _action("delete", resource, name, namespace)
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
-        response = await self._send("DELETE", resource.path(namespace, name), action, body=body)
-        if response.status_code == 404:
-            return False
-        self._body(response, action)
-        return True
+        return await self._in_thread(
+            lambda: self.blocking.delete(resource, name, namespace, propagation=propagation)
+        )
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -467,31 +466,51 @@ class KubeRest:
         params: dict[str, str | int] | None = None,
         content_type: str = _JSON,
     ) -> httpx.Response:
+        return await self._in_thread(
+            lambda: self._send_blocking(
+                method, path, action, body=body, params=params, content_type=content_type
+            )
+        )
+
+    async def _in_thread(self, call: Callable[[], _T]) -> _T:
+        return await anyio.to_thread.run_sync(call, limiter=self._workers)
+
+    def _send_blocking(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        body: Manifest | None = None,
+        params: dict[str, str | int] | None = None,
+        content_type: str = _JSON,
+    ) -> httpx.Response:
         headers: dict[str, str] | None = None
         content: bytes | None = None
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers = {"Content-Type": content_type}
         self._refresh_authorization()
-        busy = self._busy
-        index = busy.index(min(busy))
-        busy[index] += 1
-        try:
-            return await self._shards[index].request(
-                method,
-                path,
-                content=content,
-                headers=headers,
-                params=params,
-                extensions=self._extensions,
-            )
-        except httpx.TransportError as error:
-            raise KubeUnreachableError(
-                f"cannot reach the Kubernetes API at {self.server} ({action}): "
-                f"{_transport_reason(error)}"
-            ) from error
-        finally:
-            busy[index] -= 1
+        with self._free:  # one request per connection
+            with self._idle_lock:
+                index = self._idle.pop()
+            try:
+                return self._shards[index].request(
+                    method,
+                    path,
+                    content=content,
+                    headers=headers,
+                    params=params,
+                    extensions=self._extensions,
+                )
+            except httpx.TransportError as error:
+                raise KubeUnreachableError(
+                    f"cannot reach the Kubernetes API at {self.server} ({action}): "
+                    f"{_transport_reason(error)}"
+                ) from error
+            finally:
+                with self._idle_lock:
+                    self._idle.append(index)
 
     def _body(self, response: httpx.Response, action: str) -> Manifest:
         status = response.status_code
@@ -523,6 +542,107 @@ class KubeRest:
                 shard.headers["Authorization"] = value
             else:
                 shard.headers.pop("Authorization", None)
+
+
+class BlockingRest:
+    """KubeRest's object calls as blocking functions, over the same connections.
+
+    Bulk work (a restore tier) runs them from a thread pool: each thread does its whole
+    per-object step (sanitise, POST, read the answer) without handing off to an event loop,
+    which is what lets a restore keep pace with a raw create loop.
+    """
+
+    def __init__(self, rest: KubeRest) -> None:
+        self._rest = rest
+
+    @property
+    def server(self) -> str:
+        return self._rest.server
+
+    def get(
+        self, resource: ApiResource, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        """The object, or None when it does not exist."""
+        action = _action("get", resource, name, namespace)
+        response = self._rest._send_blocking("GET", resource.path(namespace, name), action)
+        if response.status_code == 404:
+            return None
+        return self._rest._body(response, action)
+
+    def create(
+        self, resource: ApiResource, manifest: Manifest, namespace: str | None = None
+    ) -> Manifest:
+        """Create the object; KubeApiError(status=409) if it already exists."""
+        metadata = manifest.get("metadata") or {}
+        namespace = namespace or metadata.get("namespace")
+        action = _action("create", resource, metadata.get("name", "?"), namespace)
+        response = self._rest._send_blocking(
+            "POST", resource.path(namespace), action, body=manifest
+        )
+        return self._rest._body(response, action)
+
+    def merge_patch(
+        self, resource: ApiResource, name: str, patch: Manifest, namespace: str | None = None
+    ) -> Manifest:
+        """Apply a JSON merge patch (RFC 7386); KubeApiError(404) if absent."""
+        action = _action("patch", resource, name, namespace)
+        response = self._rest._send_blocking(
+            "PATCH", resource.path(namespace, name), action, body=patch, content_type=_MERGE_PATCH
+        )
+        return self._rest._body(response, action)
+
+    def delete(
+        self,
+        resource: ApiResource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: str = "Background",
+    ) -> bool:
+        """Ask for deletion; False when there was nothing to delete."""
+        action = _action("delete", resource, name, namespace)
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        response = self._rest._send_blocking(
+            "DELETE", resource.path(namespace, name), action, body=body
+        )
+        if response.status_code == 404:
+            return False
+        self._rest._body(response, action)
+        return True
+
+    def wait_for(
+        self,
+        resource: ApiResource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        condition: Callable[[Manifest], bool] | None = None,
+        timeout: float = 60.0,
+        interval: float = 0.25,
+        gone: bool = False,
+    ) -> Manifest | None:
+        """Poll until the object exists and ``condition`` holds (or, with ``gone``, until it
+        is deleted); KubeError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get(resource, name, namespace)
+            if gone and found is None:
+                return None
+            if not gone and found is not None and (condition is None or condition(found)):
+                return found
+            if time.monotonic() >= deadline:
+                state = (
+                    "to be deleted"
+                    if gone
+                    else "in the expected state"
+                    if found is not None
+                    else "to exist"
+                )
+                raise KubeError(
+                    f"timed out after {timeout:.0f}s waiting for {resource.kind} "
+                    f"{_ref(name, namespace)} {state} on {self.server}"
+                )
+            time.sleep(interval)
 
 
 def _ssl_context(configuration: Any) -> ssl.SSLContext:

@@ -178,15 +178,18 @@ class ObjectEngine:
 
         async def work(rest: KubeRest) -> Any:
             reporter.total(len(objects))
-            return await restore_objects(
-                rest,
-                objects,
-                job,
-                snapshot_id=snapshot_id,
-                source_namespace=source_namespace,
-                target_namespace=job.target_namespace,
-                reporter=reporter,
-                parallelism=self.parallelism,
+            # a thread pool restores each tier (see _restore); the loop only waits
+            return await anyio.to_thread.run_sync(
+                lambda: restore_objects(
+                    rest.blocking,
+                    objects,
+                    job,
+                    snapshot_id=snapshot_id,
+                    source_namespace=source_namespace,
+                    target_namespace=job.target_namespace,
+                    reporter=reporter,
+                    parallelism=self.parallelism,
+                )
             )
 
         tally = self._run(client, work)

@@ -1,19 +1,22 @@
 """Restore side: sanitise, order in tiers, create in parallel within a tier, re-link owners.
 
 Tiers run in sequence (CRDs before their custom resources, Namespace before its objects,
-owners before their dependents); the objects of one tier are created concurrently, which is
-what makes a restore run at the API server's pace instead of one round trip per object.
+owners before their dependents); the objects of one tier are restored concurrently by a
+thread pool, which is what makes a restore run at the API server's pace instead of one
+round trip per object. Each thread does an object's whole step (sanitise, POST, read the
+answer, handle a conflict) over ``BlockingRest``: no event-loop handoff per request.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-import anyio
+from typing import TypeVar
 
 from reconciler._retry import is_retryable
 from reconciler.engines._protocols import JobSpec, Reporter
@@ -28,9 +31,9 @@ from reconciler.engines.objects._sanitize import (
 )
 from reconciler.kube import (
     ApiResource,
+    BlockingRest,
     KubeApiError,
     KubeError,
-    KubeRest,
     KubeUnreachableError,
     Manifest,
 )
@@ -55,9 +58,15 @@ class RestoreTally:
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     warnings: list[str] = field(default_factory=list)
     uid_map: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcome: str) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        with self.lock:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def warn(self, text: str) -> None:
+        with self.lock:
+            self.warnings.append(text)
 
 
 def resource_of(item: ArchivedObject) -> ApiResource:
@@ -78,8 +87,8 @@ def item_label(item: ArchivedObject) -> str:
     return f"{item.group_resource}/{item.name}"
 
 
-async def restore_objects(
-    rest: KubeRest,
+def restore_objects(
+    rest: BlockingRest,
     objects: Sequence[ArchivedObject],
     job: JobSpec,
     *,
@@ -90,38 +99,44 @@ async def restore_objects(
     parallelism: int = 32,
 ) -> RestoreTally:
     tally = RestoreTally()
-    limiter = anyio.CapacityLimiter(max(1, parallelism))
     has_namespace = any(item.group_resource == "namespaces" for item in objects)
     if not has_namespace:
-        await _ensure_namespace(rest, target_namespace, snapshot_id, job.name)
-    for tier in restore_tiers(objects):
+        _ensure_namespace(rest, target_namespace, snapshot_id, job.name)
+    progress = threading.Lock()
+
+    def restore_one(item: ArchivedObject) -> None:
         reporter.check_cancelled()
+        outcome = _restore_item(
+            rest,
+            item,
+            job,
+            tally,
+            snapshot_id=snapshot_id,
+            source_namespace=source_namespace,
+            target_namespace=target_namespace,
+        )
+        tally.count(outcome)
+        with progress:  # reporters need not be thread-safe
+            reporter.item_done(item_label(item))
 
-        async def restore_one(item: ArchivedObject) -> None:
-            async with limiter:
-                reporter.check_cancelled()
-                outcome = await _restore_item(
-                    rest,
-                    item,
-                    job,
-                    tally,
-                    snapshot_id=snapshot_id,
-                    source_namespace=source_namespace,
-                    target_namespace=target_namespace,
-                )
-                tally.count(outcome)
-                reporter.item_done(item_label(item))
-
-        async with anyio.create_task_group() as group:
-            for item in tier:
-                group.start_soon(restore_one, item)
-        crds = [i for i in tier if i.group_resource == _CRD_GROUP_RESOURCE]
-        if crds:
-            await _wait_established(rest, crds, tally)
+    with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="restore") as pool:
+        for tier in restore_tiers(objects):
+            reporter.check_cancelled()
+            futures = [pool.submit(restore_one, item) for item in tier]
+            try:
+                for future in futures:
+                    future.result()  # the first error (a cancellation) stops the restore
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            crds = [i for i in tier if i.group_resource == _CRD_GROUP_RESOURCE]
+            if crds:
+                _wait_established(rest, crds, tally)
     return tally
 
 
-async def _ensure_namespace(rest: KubeRest, name: str, snapshot_id: str, job: str) -> None:
+def _ensure_namespace(rest: BlockingRest, name: str, snapshot_id: str, job: str) -> None:
     namespace = resource_of(ArchivedObject("namespaces", "v1", "Namespace", None, name, {}))
     manifest = {
         "apiVersion": "v1",
@@ -132,27 +147,30 @@ async def _ensure_namespace(rest: KubeRest, name: str, snapshot_id: str, job: st
         },
     }
     try:
-        await rest.create(namespace, manifest)
+        rest.create(namespace, manifest)
     except KubeApiError as error:
         if error.status != 409:
             raise
 
 
-async def _with_retries(call: Callable[[], Any]) -> Any:
+_T = TypeVar("_T")
+
+
+def _with_retries(call: Callable[[], _T]) -> _T:
     """Retry throttling, server errors and dropped connections; API refusals are final."""
     for attempt in range(_ATTEMPTS):
         try:
-            return await call()
+            return call()
         except (KubeApiError, KubeUnreachableError) as error:
             transient = isinstance(error, KubeUnreachableError) or is_retryable(error)
             if not transient or attempt == _ATTEMPTS - 1:
                 raise
-            await anyio.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
+            time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
 
-async def _restore_item(
-    rest: KubeRest,
+def _restore_item(
+    rest: BlockingRest,
     item: ArchivedObject,
     job: JobSpec,
     tally: RestoreTally,
@@ -175,32 +193,32 @@ async def _restore_item(
     )
     desired, owner_warnings = relink_owners(desired, tally.uid_map)
     for text in owner_warnings:
-        tally.warnings.append(f"{label}: {text}")
+        tally.warn(f"{label}: {text}")
     resource = resource_of(item)
     namespace = target_namespace if item.namespace is not None else None
     name = str(desired["metadata"]["name"])
     try:
-        created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+        created = _with_retries(lambda: rest.create(resource, desired, namespace))
         _remember_uid(tally, source_uid, created)
         return "created"
     except KubeApiError as error:
         # an existing object can also fail validation before the conflict is noticed
         # (a Service's fixed nodePort is "already allocated" - to itself): look before failing
         exists = error.status == 409 or (
-            error.status == 422 and await rest.get(resource, name, namespace) is not None
+            error.status == 422 and rest.get(resource, name, namespace) is not None
         )
         if not exists:
-            tally.warnings.append(f"{label}: {error}")
+            tally.warn(f"{label}: {error}")
             return "failed"
     try:
-        return await _existing(rest, resource, name, namespace, desired, job, tally, source_uid)
-    except KubeApiError as error:
-        tally.warnings.append(f"{label}: {error}")
+        return _existing(rest, resource, name, namespace, desired, job, tally, source_uid)
+    except KubeError as error:
+        tally.warn(f"{label}: {error}")
         return "failed"
 
 
-async def _existing(
-    rest: KubeRest,
+def _existing(
+    rest: BlockingRest,
     resource: ApiResource,
     name: str,
     namespace: str | None,
@@ -210,9 +228,9 @@ async def _existing(
     source_uid: str,
 ) -> str:
     label = f"{resource.group_resource}/{name}"
-    current = await _with_retries(lambda: rest.get(resource, name, namespace))
+    current = _with_retries(lambda: rest.get(resource, name, namespace))
     if current is None:  # deleted since the conflict: create it after all
-        created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+        created = _with_retries(lambda: rest.create(resource, desired, namespace))
         _remember_uid(tally, source_uid, created)
         return "created"
     identical = is_subset(portable(desired), portable(current))
@@ -220,19 +238,19 @@ async def _existing(
     if identical or policy == "none":
         _remember_uid(tally, source_uid, current)
         if not identical:
-            tally.warnings.append(
+            tally.warn(
                 f"{label}: exists with different content; kept (existingResourcePolicy none)"
             )
             return "exists-differs"
         return "exists-identical"
     if policy == "update":
         patch = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
-        updated = await _with_retries(lambda: rest.merge_patch(resource, name, patch, namespace))
+        updated = _with_retries(lambda: rest.merge_patch(resource, name, patch, namespace))
         _remember_uid(tally, source_uid, updated)
         return "updated"
-    await _with_retries(lambda: rest.delete(resource, name, namespace))
-    await rest.wait_deleted(resource, name, namespace, timeout=120.0)
-    created = await _with_retries(lambda: rest.create(resource, desired, namespace))
+    _with_retries(lambda: rest.delete(resource, name, namespace))
+    rest.wait_for(resource, name, namespace, gone=True, timeout=120.0)
+    created = _with_retries(lambda: rest.create(resource, desired, namespace))
     _remember_uid(tally, source_uid, created)
     return "recreated"
 
@@ -240,11 +258,12 @@ async def _existing(
 def _remember_uid(tally: RestoreTally, source_uid: str, restored: Manifest) -> None:
     uid = (restored.get("metadata") or {}).get("uid")
     if source_uid and uid:
-        tally.uid_map[source_uid] = str(uid)
+        with tally.lock:
+            tally.uid_map[source_uid] = str(uid)
 
 
-async def _wait_established(
-    rest: KubeRest, crds: Sequence[ArchivedObject], tally: RestoreTally
+def _wait_established(
+    rest: BlockingRest, crds: Sequence[ArchivedObject], tally: RestoreTally
 ) -> None:
     """Custom resources can be created only once their CRD is Established."""
 
@@ -254,6 +273,6 @@ async def _wait_established(
 
     for crd in crds:
         try:
-            await rest.wait_for(resource_of(crd), crd.name, condition=established, timeout=60.0)
+            rest.wait_for(resource_of(crd), crd.name, condition=established, timeout=60.0)
         except KubeError as error:  # reported; its custom resources then fail one by one
-            tally.warnings.append(f"{item_label(crd)}: not Established: {error}")
+            tally.warn(f"{item_label(crd)}: not Established: {error}")
