@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -191,7 +192,8 @@ def snapshots(
     if as_json:
         typer.echo(json.dumps({"snapshots": [s.to_dict() for s in found]}, indent=2))
         return
-    console = Console(highlight=False)
+    # piped output gets whole lines (scripts grep snapshot ids); a terminal gets its width
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     if not found:
         what = f" of job {job!r}" if job else ""
         console.print(f"No snapshots{what}.")
@@ -209,6 +211,9 @@ def snapshots(
         ("Phase", "left"),
     ):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    # an id is copied into `kubeferry restore`: never fold it, squeeze the other columns
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max(len(s.id) for s in found)
     for snapshot in found:
         style = "green" if snapshot.phase == "Completed" else "yellow"
         table.add_row(
