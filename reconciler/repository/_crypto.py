@@ -58,6 +58,7 @@ _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _INFO_DATA = b"kubeferry/v1 data encryption"
 _INFO_ID = b"kubeferry/v1 content id"
 _INFO_CHECK = b"kubeferry/v1 key check"
+_INFO_SUBKEY = b"kubeferry/v1 subkey "
 _WRAP_AAD = b"kubeferry/v1 wrapped master key "
 
 
@@ -158,6 +159,16 @@ class RepositoryCipher:
                 "authentication failed: the object was modified, moved from another key, "
                 "or sealed with another master key"
             ) from None
+
+    def subkey(self, info: bytes) -> bytes:
+        """A 32-byte key for another purpose (e.g. keyed chunk ids), derived with HKDF.
+
+        `info` names the purpose; it is prefixed with ``kubeferry/v1 subkey `` so no
+        caller can obtain the encryption, id or key-check keys above.
+        """
+        if not isinstance(info, bytes) or not info:
+            raise RepositoryError("a subkey needs a non-empty purpose (info)")
+        return _hkdf(self._master, _INFO_SUBKEY + info)
 
     def keyed_id(self, data: bytes) -> str:
         """A content id that reveals nothing without the key: keyed BLAKE2b-256, hex."""
