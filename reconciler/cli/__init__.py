@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 from reconciler import __version__
-from reconciler.cli import _inventory, _ledger, _sandbox, _snapshots, _workflow
+from reconciler.cli import _inventory, _ledger, _mover, _repo, _sandbox, _snapshots, _workflow
 from reconciler.errors import KubeferryError
 
 app = typer.Typer(
@@ -42,6 +42,14 @@ def _root(
 
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_ledger.app, name="ledger", help="Inspect the ledger: status, history, locks.")
+app.add_typer(
+    _repo.app, name="repo", help="Repository maintenance: init, keys, check, prune, stats."
+)
+app.add_typer(
+    _mover.app,
+    name="mover",
+    help="In-pod entry point of the Job mover (backup or restore one volume).",
+)
 _inventory.register(app)
 _workflow.register(app)
 _snapshots.register(app)

@@ -14,6 +14,20 @@ from reconciler.reconcile._ondemand import (
     restore_snapshot,
 )
 from reconciler.reconcile._refresh import REQUIRED_PERMISSIONS, refresh
+from reconciler.reconcile._repo import (
+    KeyInfo,
+    RepoCheck,
+    RepoInit,
+    RepoPrune,
+    RepoStats,
+    repo_check,
+    repo_init,
+    repo_key_add,
+    repo_key_remove,
+    repo_keys,
+    repo_prune,
+    repo_stats,
+)
 from reconciler.reconcile._session import (
     LockBusyError,
     StalePlanError,
@@ -30,7 +44,12 @@ __all__ = [
     "REQUIRED_PERMISSIONS",
     "BackupOutcome",
     "Connections",
+    "KeyInfo",
     "LockBusyError",
+    "RepoCheck",
+    "RepoInit",
+    "RepoPrune",
+    "RepoStats",
     "RestoreOutcome",
     "RetentionResult",
     "SnapshotInfo",
@@ -46,5 +65,12 @@ __all__ = [
     "list_snapshots",
     "make_plan",
     "refresh",
+    "repo_check",
+    "repo_init",
+    "repo_key_add",
+    "repo_key_remove",
+    "repo_keys",
+    "repo_prune",
+    "repo_stats",
     "restore_snapshot",
 ]

@@ -8,7 +8,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -19,9 +19,11 @@ from reconciler.apply import Cancellation
 from reconciler.engines import (
     BackupResult,
     JobSpec,
+    ObjectEngine,
     ObjectReplicator,
     PrecheckFailed,
     RestoreResult,
+    VolumeMover,
 )
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, Retention
@@ -30,6 +32,7 @@ from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
+from reconciler.volumes import HostPathMover, delete_volume_set, read_volume_set
 from state import (
     Availability,
     EventLevel,
@@ -54,6 +57,11 @@ def is_transient(error: BaseException) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def default_mover() -> VolumeMover:
+    """The volume mover used unless told otherwise: the host-path mover."""
+    return HostPathMover()
 
 
 def new_snapshot_id(job: str, at: datetime) -> str:
@@ -84,10 +92,13 @@ class _RunReporter:
         self._last_write = 0.0
 
     def total(self, items: int) -> None:
-        self.total_items = items
-        self.ledger.update_run_progress(self.run_id, total_items=items)
+        # additive: a run's object engine and volume mover each announce their items
+        with self._lock:
+            self.total_items += items
+            total, done = self.total_items, self.items_done
+        self.ledger.update_run_progress(self.run_id, total_items=total)
         self.bus.publish(
-            Progress(address=self.address, run_id=self.run_id, items_done=0, total_items=items)
+            Progress(address=self.address, run_id=self.run_id, items_done=done, total_items=total)
         )
 
     def item_done(self, item: str, size: int = 0) -> None:
@@ -134,6 +145,8 @@ class ActionRunner:
     bus: EventBus
     observed: dict[str, Any]
     attempts: int = 3
+    mover: VolumeMover | None = field(default_factory=default_mover)
+    """Copies volume data (None: objects only)."""
 
     def __call__(self, action: Action, cancellation: Cancellation) -> str:
         handler = {
@@ -360,6 +373,16 @@ class ActionRunner:
         }
 
         def backup(reporter: _RunReporter, run_id: int) -> BackupResult:
+            # volume data first: the object snapshot's metadata, written last, commits both
+            volume_bytes = 0
+            if self.mover is not None and not spec.k8s_objects_only:
+                self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
+                volume_set = read_volume_set(repository, snapshot_id)
+                if volume_set is not None:
+                    summary = volume_set.summary()
+                    volume_bytes = volume_set.total_bytes
+                    metadata["volumes"] = summary
+                    self.ledger.update_run_details(run_id, {"volumes": summary})
             result = self.engine.backup(source, repository, spec, snapshot_id, reporter, metadata)
             self.ledger.upsert_snapshot(
                 result.snapshot_id,
@@ -368,7 +391,7 @@ class ActionRunner:
                 namespace=spec.namespace,
                 source_cluster=spec.source_cluster,
                 created_at=started,
-                size_bytes=result.size_bytes,
+                size_bytes=result.size_bytes + volume_bytes,
                 total_items=result.items,
                 items_backed_up=result.items,
                 complete=True,
@@ -406,8 +429,39 @@ class ActionRunner:
             "preCheckFlag": spec.pre_check_flag,
         }
 
-        def restore(reporter: _RunReporter, _: int) -> RestoreResult:
-            return self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+        def restore(reporter: _RunReporter, run_id: int) -> RestoreResult:
+            mover = self.mover
+            if mover is None or spec.k8s_objects_only:
+                return self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+            moved: list[int] = []
+
+            def volumes() -> None:
+                """Volume data: after the PVCs, before the workloads that mount them."""
+                if moved:
+                    return
+                volume_set = read_volume_set(stored, snapshot_id)
+                moved.append(
+                    mover.restore_volumes(destination, stored, spec, snapshot_id, reporter)
+                )
+                if volume_set is not None:
+                    self.ledger.update_run_details(
+                        run_id,
+                        {
+                            "volumes": {
+                                **volume_set.summary(),
+                                "restoredBytes": moved[0],
+                            }
+                        },
+                    )
+
+            if isinstance(self.engine, ObjectEngine):
+                result = self.engine.restore(
+                    destination, stored, spec, snapshot_id, reporter, after_claims=volumes
+                )
+            else:  # an engine without the hook: the data follows the objects
+                result = self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+            volumes()
+            return result
 
         return self._run(
             RunKind.RESTORE,
@@ -505,6 +559,7 @@ class ActionRunner:
                 continue
             try:
                 repository.delete_snapshot(info.id)
+                delete_volume_set(repository, info.id)  # its data goes with `repo prune`
             except KubeferryError as error:
                 errors.append(f"{info.id}: {error}")
                 continue

@@ -11,11 +11,11 @@ from pathlib import Path
 from reconciler._events import Event, EventBus, ItemDone, Progress
 from reconciler._paths import resolve_inventory_path, resolve_ledger_path
 from reconciler.apply import ApplyResult, execute_actions
-from reconciler.engines import ObjectEngine, ObjectReplicator
+from reconciler.engines import ObjectEngine, ObjectReplicator, VolumeMover
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, load_inventory
 from reconciler.plan import Plan, RecordedState, compute_plan
-from reconciler.reconcile._actions import ActionRunner
+from reconciler.reconcile._actions import ActionRunner, default_mover
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._refresh import observed_summary, refresh
 from reconciler.reconcile._views import desired_state, recorded_state
@@ -188,11 +188,12 @@ def apply(
     engine: ObjectReplicator | None = None,
     operation: str = "apply",
     on_plan: Callable[[Plan], None] | None = None,
+    mover: VolumeMover | None = None,
 ) -> tuple[Plan, ApplyResult | None]:
     """Plan (or take a saved plan) and execute it under the ledger lock.
 
     Returns the plan and the result; the result is None when there was nothing to do or the
-    confirmation was declined.
+    confirmation was declined. ``mover`` copies volume data (default: the host-path mover).
     """
     bus = bus or EventBus()
     engine = engine or default_engine()
@@ -213,7 +214,15 @@ def apply(
                 return plan, None
             unsubscribe = bus.subscribe(_ledger_event_sink(ledger))
             connections = Connections(inventory)
-            runner = ActionRunner(inventory, connections, ledger, engine, bus, plan.observed)
+            runner = ActionRunner(
+                inventory,
+                connections,
+                ledger,
+                engine,
+                bus,
+                plan.observed,
+                mover=mover or default_mover(),
+            )
             try:
                 result = execute_actions(plan.actions, runner, bus=bus, parallelism=parallelism)
             finally:

@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+from reconciler.volumes._hostpath import (
+    SET_FORMAT,
+    SETS_PREFIX,
+    HostPathMover,
+    VolumeEntry,
+    VolumeSet,
+    delete_volume_set,
+    previous_volume_set,
+    read_volume_set,
+    set_key,
+    write_volume_set,
+)
+from reconciler.volumes._selection import (
+    EXCLUDE_ANNOTATION,
+    VOLUMES_ANNOTATION,
+    PodVolume,
+    VolumeSelection,
+    claim_volume_dir,
+    is_excluded,
+    requested_volumes,
+    select_volumes,
+)
 from reconciler.volumes._store import (
     ChunkNotFound,
     ChunkRef,
@@ -25,12 +47,18 @@ from reconciler.volumes._tree import (
 )
 
 __all__ = [
+    "EXCLUDE_ANNOTATION",
     "MANIFEST_FORMAT",
+    "SETS_PREFIX",
+    "SET_FORMAT",
+    "VOLUMES_ANNOTATION",
     "ChunkNotFound",
     "ChunkRef",
     "ChunkerParams",
+    "HostPathMover",
     "LockInfo",
     "ManifestEntry",
+    "PodVolume",
     "PruneStats",
     "RepositoryLocked",
     "StoreStats",
@@ -38,8 +66,20 @@ __all__ = [
     "TreeRestore",
     "TreeSnapshot",
     "TreeStore",
+    "VolumeEntry",
     "VolumeManifest",
+    "VolumeSelection",
+    "VolumeSet",
     "VolumeStore",
     "backup_tree",
+    "claim_volume_dir",
+    "delete_volume_set",
+    "is_excluded",
+    "previous_volume_set",
+    "read_volume_set",
+    "requested_volumes",
     "restore_tree",
+    "select_volumes",
+    "set_key",
+    "write_volume_set",
 ]

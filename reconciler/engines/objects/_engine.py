@@ -158,7 +158,11 @@ class ObjectEngine:
         job: JobSpec,
         snapshot_id: str,
         reporter: Reporter,
+        *,
+        after_claims: Callable[[], None] | None = None,
     ) -> RestoreResult:
+        """Pre-checks, then the tiers; ``after_claims`` runs once the PVCs exist (the volume
+        data hook, see ``restore_objects``), before the workloads."""
         document = self._metadata(repository, snapshot_id)
         archive = repository.read_snapshot_part(snapshot_id, ARCHIVE_PART)
         expected = (document.get("digests") or {}).get(ARCHIVE_PART)
@@ -189,6 +193,7 @@ class ObjectEngine:
                     target_namespace=job.target_namespace,
                     reporter=reporter,
                     parallelism=self.parallelism,
+                    after_claims=after_claims,
                 )
             )
 

@@ -51,6 +51,7 @@ OUTCOMES = (
 )
 _ATTEMPTS = 4
 _CRD_GROUP_RESOURCE = "customresourcedefinitions.apiextensions.k8s.io"
+_PVC_GROUP_RESOURCE = "persistentvolumeclaims"
 
 
 @dataclass
@@ -97,7 +98,14 @@ def restore_objects(
     target_namespace: str,
     reporter: Reporter,
     parallelism: int = 32,
+    after_claims: Callable[[], None] | None = None,
 ) -> RestoreTally:
+    """Restore ``objects`` tier by tier.
+
+    ``after_claims`` (volume data) is called exactly once: right after the last tier that
+    holds PersistentVolumeClaims, so before the workloads that mount them (owned claims can
+    come later), or at the end when no tier holds one. An error it raises stops the restore.
+    """
     tally = RestoreTally()
     has_namespace = any(item.group_resource == "namespaces" for item in objects)
     if not has_namespace:
@@ -119,8 +127,15 @@ def restore_objects(
         with progress:  # reporters need not be thread-safe
             reporter.item_done(item_label(item))
 
+    tiers = restore_tiers(objects)
+    claim_tiers = [
+        index
+        for index, tier in enumerate(tiers)
+        if any(item.group_resource == _PVC_GROUP_RESOURCE for item in tier)
+    ]
+    hook_after = claim_tiers[-1] if claim_tiers else len(tiers) - 1
     with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="restore") as pool:
-        for tier in restore_tiers(objects):
+        for index, tier in enumerate(tiers):
             reporter.check_cancelled()
             futures = [pool.submit(restore_one, item) for item in tier]
             try:
@@ -133,6 +148,11 @@ def restore_objects(
             crds = [i for i in tier if i.group_resource == _CRD_GROUP_RESOURCE]
             if crds:
                 _wait_established(rest, crds, tally)
+            if after_claims is not None and index == hook_after:
+                reporter.check_cancelled()
+                after_claims()
+    if after_claims is not None and not tiers:
+        after_claims()
     return tally
 
 

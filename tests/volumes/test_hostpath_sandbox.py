@@ -1,0 +1,378 @@
+"""HostPathMover against the real sandbox: a PVC's data goes worker-1 -> worker-2.
+
+A namespace on worker-1 holds a PVC (storage class ``hostpath``) whose PV directory is filled
+directly on this machine (sizes, modes, a symlink, mtimes), a PVC that opts out, and a
+Deployment mounting the first. It is replicated the way the reconciler does it: volume data,
+then objects (the object snapshot commits both); on restore the ObjectEngine calls the
+mover right after the PVC tier, before the workloads. The new PV's directory must have
+byte-identical content (sha256), the same modes and mtimes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import stat
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from reconciler.engines import JobSpec, ObjectEngine, RestoreResult
+from reconciler.kube import KubeClient, Manifest
+from reconciler.repository import FilesystemBackend, Repository, RepositoryError, _crypto
+from reconciler.repository._crypto import ScryptParams
+from reconciler.volumes import (
+    EXCLUDE_ANNOTATION,
+    HostPathMover,
+    read_volume_set,
+)
+
+if TYPE_CHECKING:
+    from reconciler.sandbox import SandboxInfo
+
+pytestmark = pytest.mark.sandbox
+
+PASSPHRASE = "hostpath mover test passphrase"
+MB = 2**20
+
+
+@dataclass
+class Recorder:
+    totals: list[int] = field(default_factory=list)
+    items: list[tuple[str, int]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def total(self, items: int) -> None:
+        self.totals.append(items)
+
+    def item_done(self, item: str, size: int = 0) -> None:
+        self.items.append((item, size))
+
+    def warning(self, text: str, item: str = "") -> None:
+        self.warnings.append((item, text))
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _bound(claim: Manifest) -> bool:
+    return bool((claim.get("status") or {}).get("phase") == "Bound")
+
+
+def _volume_dir(client: KubeClient, namespace: str, claim: str) -> Path:
+    bound = client.wait_for(
+        "v1", "PersistentVolumeClaim", claim, namespace, condition=_bound, timeout=90
+    )
+    volume = client.get("v1", "PersistentVolume", bound["spec"]["volumeName"])
+    assert volume is not None
+    return Path(volume["spec"]["hostPath"]["path"])
+
+
+def _claim(name: str, namespace: str, **annotations: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "storageClassName": "hostpath",
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "64Mi"}},
+        },
+    }
+
+
+def _deployment(namespace: str) -> Manifest:
+    labels = {"app": "web"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "busybox",
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                },
+            },
+        },
+    }
+
+
+def _fill(root: Path, seed: int) -> None:
+    """Files of several sizes and modes, a nested directory, a symlink, fixed mtimes."""
+    rng = random.Random(seed)
+    (root / "empty").write_bytes(b"")
+    (root / "small.txt").write_text("hello volume\n")
+    (root / "big.bin").write_bytes(rng.randbytes(3 * MB + 123))
+    (root / "text.log").write_bytes(b"line of a log file\n" * 60_000)
+    nested = root / "deep" / "er" / "est"
+    nested.mkdir(parents=True)
+    (nested / "ünïcode name.dat").write_bytes(rng.randbytes(70_000))
+    script = root / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    secret = root / "private"
+    secret.write_bytes(b"secret")
+    secret.chmod(0o600)
+    (root / "link").symlink_to("deep/er/est/ünïcode name.dat")
+    (root / "deep").chmod(0o750)
+    for index, path in enumerate(sorted(root.rglob("*"), reverse=True)):
+        moment = 1_600_000_000_000_000_000 + index * 1_000_000_007
+        os.utime(path, ns=(moment, moment), follow_symlinks=False)
+
+
+def _tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """relative path -> (type, mode, size, sha256 / link target, mtime_ns)."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        relative = str(path.relative_to(root))
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            found[relative] = ("link", os.readlink(path), st.st_mtime_ns)
+        elif stat.S_ISDIR(st.st_mode):
+            found[relative] = ("dir", mode, st.st_mtime_ns)
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[relative] = ("file", mode, st.st_size, digest, st.st_mtime_ns)
+    return found
+
+
+class OrderCheckingMover(HostPathMover):
+    """Remembers whether the workloads existed when the volume data was restored."""
+
+    def __init__(self) -> None:
+        super().__init__(bind_timeout=90)
+        self.deployment_existed: list[bool] = []
+
+    def restore_volumes(
+        self,
+        client: KubeClient,
+        repository: Repository,
+        job: JobSpec,
+        snapshot_id: str,
+        reporter: Any,
+    ) -> int:
+        existing = client.get("apps/v1", "Deployment", "web", job.target_namespace)
+        self.deployment_existed.append(existing is not None)
+        return super().restore_volumes(client, repository, job, snapshot_id, reporter)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+_CREATED: list[tuple[str, str]] = []
+"""(cluster, namespace) to delete when the module is done."""
+
+
+@pytest.fixture(scope="module")
+def clients(sandbox: SandboxInfo) -> Iterator[dict[str, KubeClient]]:
+    opened = {name: sandbox.client(name) for name in ("worker-1", "worker-2")}
+    yield opened
+    for cluster, namespace in _CREATED:
+        opened[cluster].delete("v1", "Namespace", namespace)
+    _CREATED.clear()
+    for client in opened.values():
+        client.close()
+
+
+def _forget_later(clients: dict[str, KubeClient], cluster: str, namespace: str) -> None:
+    _CREATED.append((cluster, namespace))
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+        backend = FilesystemBackend(tmp_path_factory.mktemp("volumes-repository"))
+        Repository(backend).initialize("hostpath-tests", passphrase=PASSPHRASE)
+        yield Repository(backend).unlock(PASSPHRASE)
+
+
+@dataclass
+class Source:
+    namespace: str
+    data_dir: Path
+    excluded_dir: Path
+    expected: dict[str, tuple[Any, ...]]
+
+
+@pytest.fixture(scope="module")
+def source(clients: dict[str, KubeClient]) -> Source:
+    client = clients["worker-1"]
+    namespace = _unique("kf-vol")
+    client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    _forget_later(clients, "worker-1", namespace)
+    client.create(_claim("data", namespace))
+    client.create(_claim("skipme", namespace, **{EXCLUDE_ANNOTATION: "true"}))
+    client.create(_deployment(namespace))
+    data_dir = _volume_dir(client, namespace, "data")
+    excluded_dir = _volume_dir(client, namespace, "skipme")
+    _fill(data_dir, seed=1)
+    (excluded_dir / "not-copied").write_text("stays behind")
+    return Source(namespace, data_dir, excluded_dir, _tree(data_dir))
+
+
+def _job(source: Source, target: str, destination: str, name: str = "vol") -> JobSpec:
+    return JobSpec(
+        name=name,
+        namespace=source.namespace,
+        target_namespace=target,
+        source_cluster="worker-1",
+        destination_cluster=destination,
+    )
+
+
+def _backup(client: KubeClient, repository: Repository, job: JobSpec) -> tuple[str, Recorder]:
+    """As the reconciler does it: volume data first, then the objects (which commit both)."""
+    snapshot_id = _unique(f"{job.name}-snap")
+    recorder = Recorder()
+    HostPathMover().backup_volumes(client, repository, job, snapshot_id, recorder)
+    ObjectEngine().backup(client, repository, job, snapshot_id, recorder, {})
+    return snapshot_id, recorder
+
+
+def _restore(
+    client: KubeClient, repository: Repository, job: JobSpec, snapshot_id: str
+) -> tuple[RestoreResult, OrderCheckingMover, Recorder]:
+    mover = OrderCheckingMover()
+    recorder = Recorder()
+    result = ObjectEngine().restore(
+        client,
+        repository,
+        job,
+        snapshot_id,
+        recorder,
+        after_claims=lambda: mover.restore_volumes(client, repository, job, snapshot_id, recorder),
+    )
+    return result, mover, recorder
+
+
+def _check_replica(
+    clients: dict[str, KubeClient],
+    repository: Repository,
+    source: Source,
+    snapshot_id: str,
+    destination: str,
+    target: str,
+) -> None:
+    if target != source.namespace or destination != "worker-1":
+        _forget_later(clients, destination, target)
+    client = clients[destination]
+    job = _job(source, target, destination)
+    result, mover, recorder = _restore(client, repository, job, snapshot_id)
+    assert result.outcomes.get("failed", 0) == 0, result.warnings
+    assert mover.deployment_existed == [False], "data must be written before the workloads"
+    assert client.get("apps/v1", "Deployment", "web", target) is not None
+    restored_dir = _volume_dir(client, target, "data")
+    assert restored_dir != source.data_dir
+    assert _tree(restored_dir) == source.expected
+    # the excluded claim is restored as an object, without its data
+    assert list(_volume_dir(client, target, "skipme").iterdir()) == []
+    sizes = dict(recorder.items)
+    assert sizes["persistentvolumeclaims/data"] == sum(
+        entry[2] for entry in source.expected.values() if entry[0] == "file"
+    )
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_backup_records_the_selected_claims_in_a_volume_set(
+    clients: dict[str, KubeClient], repository: Repository, source: Source
+) -> None:
+    job = _job(source, source.namespace, "worker-2", name="set")
+    snapshot_id, recorder = _backup(clients["worker-1"], repository, job)
+    volume_set = read_volume_set(repository, snapshot_id)
+    assert volume_set is not None
+    assert [entry.claim for entry in volume_set.volumes] == ["data"]
+    entry = volume_set.volumes[0]
+    assert entry.source_path == str(source.data_dir)
+    assert entry.storage_class == "hostpath"
+    assert entry.files == sum(1 for v in source.expected.values() if v[0] == "file")
+    assert volume_set.summary()["count"] == 1
+    assert ("persistentvolumeclaims/data", entry.bytes) in recorder.items
+
+    # a second backup of the same job is incremental: nothing new to store
+    second_id, _ = _backup(clients["worker-1"], repository, job)
+    second = read_volume_set(repository, second_id)
+    assert second is not None
+    assert second.volumes[0].new_bytes == 0
+    assert second.volumes[0].snapshot != entry.snapshot
+
+
+def test_replicate_worker1_to_worker2_same_namespace(
+    clients: dict[str, KubeClient], repository: Repository, source: Source
+) -> None:
+    job = _job(source, source.namespace, "worker-2")
+    snapshot_id, _ = _backup(clients["worker-1"], repository, job)
+    _check_replica(clients, repository, source, snapshot_id, "worker-2", source.namespace)
+
+
+def test_replicate_worker1_to_worker2_mapped_namespace(
+    clients: dict[str, KubeClient], repository: Repository, source: Source
+) -> None:
+    job = _job(source, source.namespace, "worker-2", name="mapped")
+    snapshot_id, _ = _backup(clients["worker-1"], repository, job)
+    _check_replica(clients, repository, source, snapshot_id, "worker-2", _unique("kf-mapped"))
+
+
+def test_same_cluster_backup_then_restore_into_another_namespace(
+    clients: dict[str, KubeClient], repository: Repository, source: Source
+) -> None:
+    job = _job(source, source.namespace, "worker-1", name="local")
+    snapshot_id, _ = _backup(clients["worker-1"], repository, job)
+    _check_replica(clients, repository, source, snapshot_id, "worker-1", _unique("kf-copy"))
+
+
+def test_objects_only_jobs_and_unencrypted_repositories(
+    clients: dict[str, KubeClient],
+    source: Source,
+    tmp_path: Path,
+) -> None:
+    plain = Repository(FilesystemBackend(tmp_path / "plain"))
+    plain.initialize("plain")
+    job = _job(source, source.namespace, "worker-2", name="plain")
+    with pytest.raises(RepositoryError, match="needs an encrypted repository"):
+        HostPathMover().backup_volumes(clients["worker-1"], plain, job, "plain-1", Recorder())
+    objects_only = JobSpec(**{**job.__dict__, "k8s_objects_only": True})
+    recorder = Recorder()
+    assert (
+        HostPathMover().backup_volumes(
+            clients["worker-1"], plain, objects_only, "plain-2", recorder
+        )
+        == 0
+    )
+    assert recorder.items == []
+
+
+def test_unreachable_volume_is_a_warning_not_a_crash(
+    clients: dict[str, KubeClient], repository: Repository, source: Source
+) -> None:
+    job = _job(source, source.namespace, "worker-2", name="far")
+    mover = HostPathMover(path_of=lambda path: Path("/nonexistent") / path.lstrip("/"))
+    recorder = Recorder()
+    assert mover.backup_volumes(clients["worker-1"], repository, job, "far-1", recorder) == 0
+    assert any("not on this machine" in text for _, text in recorder.warnings)
+    volume_set = read_volume_set(repository, "far-1")
+    assert volume_set is not None
+    assert volume_set.volumes == ()
+    assert "data" in volume_set.skipped
