@@ -39,6 +39,7 @@ class JobSpec:
     pv_data_only: bool = False
     storage_class_mapping: dict[str, str] = field(default_factory=dict)
     pre_check_flag: PreCheckFlag = "stopOnPrecheck"
+    quiesce: bool = False
 
 
 @dataclass(frozen=True)

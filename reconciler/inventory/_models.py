@@ -317,6 +317,9 @@ class ReplicationJobSpec(_Model):
     """Only Kubernetes objects, no persistent volume data."""
     pv_data_only: bool = False
     """Only persistent volume data, no Kubernetes objects."""
+    quiesce: bool = False
+    """Scale the namespace's Deployments and StatefulSets to zero while its volume data is
+    copied (crash-consistent data), then back to their replicas."""
     storage_class_mapping: dict[DnsSubdomain, DnsSubdomain] = Field(default_factory=dict)
     """Source storage class -> destination storage class."""
     existing_resource_policy: Literal["none", "update", "recreate"] = "none"

@@ -8,6 +8,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
-from reconciler.volumes import HostPathMover, delete_volume_set, read_volume_set
+from reconciler.volumes import HostPathMover, delete_volume_set, quiesced, read_volume_set
 from state import (
     Availability,
     EventLevel,
@@ -376,7 +377,10 @@ class ActionRunner:
             # volume data first: the object snapshot's metadata, written last, commits both
             volume_bytes = 0
             if self.mover is not None and not spec.k8s_objects_only:
-                self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
+                # quiesce: writers stopped while the data is read; back up before the objects
+                # are listed, so the snapshot keeps their real replica counts
+                with quiesced(source, spec.namespace) if spec.quiesce else nullcontext():
+                    self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
                 volume_set = read_volume_set(repository, snapshot_id)
                 if volume_set is not None:
                     summary = volume_set.summary()

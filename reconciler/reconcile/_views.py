@@ -73,6 +73,7 @@ def job_spec(inventory: Inventory, job: ReplicationJob) -> JobSpec:
         pv_data_only=job.spec.pv_data_only,
         storage_class_mapping=dict(job.spec.storage_class_mapping),
         pre_check_flag=job.spec.pre_check_flag,
+        quiesce=job.spec.quiesce,
     )
 
 

@@ -14,6 +14,7 @@ from reconciler.volumes._hostpath import (
     set_key,
     write_volume_set,
 )
+from reconciler.volumes._quiesce import QUIESCED_ANNOTATION, quiesce, quiesced, resume
 from reconciler.volumes._selection import (
     EXCLUDE_ANNOTATION,
     VOLUMES_ANNOTATION,
@@ -49,6 +50,7 @@ from reconciler.volumes._tree import (
 __all__ = [
     "EXCLUDE_ANNOTATION",
     "MANIFEST_FORMAT",
+    "QUIESCED_ANNOTATION",
     "SETS_PREFIX",
     "SET_FORMAT",
     "VOLUMES_ANNOTATION",
@@ -76,9 +78,12 @@ __all__ = [
     "delete_volume_set",
     "is_excluded",
     "previous_volume_set",
+    "quiesce",
+    "quiesced",
     "read_volume_set",
     "requested_volumes",
     "restore_tree",
+    "resume",
     "select_volumes",
     "set_key",
     "write_volume_set",
