@@ -559,9 +559,9 @@ CASES: list[tuple[str, str, list[str]]] = [
             (
                 "case.yaml:11:3: ReplicationJob/web.spec.colour: unknown field 'colour'; allowed: "
                 "replicationSliceName, namespace, targetNamespace, resourcesToInclude, "
-                "resourcesToExclude, labelSelector, k8sObjectsOnly, pvDataOnly, storageClassMapping, "
-                "existingResourcePolicy, backupFrequency, restoreFrequency, retention, preCheckFlag, "
-                "deletionPolicy, onboard"
+                "resourcesToExclude, labelSelector, k8sObjectsOnly, pvDataOnly, quiesce, "
+                "storageClassMapping, existingResourcePolicy, backupFrequency, restoreFrequency, "
+                "retention, preCheckFlag, deletionPolicy, onboard"
             ),
         ],
     ),
