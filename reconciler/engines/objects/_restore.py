@@ -10,15 +10,13 @@ answer, handle a conflict) over ``BlockingRest``: no event-loop handoff per requ
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from reconciler._retry import is_retryable
+from reconciler._retry import is_retryable, retry
 from reconciler.engines._protocols import JobSpec, Reporter
 from reconciler.engines.objects._archive import ArchivedObject
 from reconciler.engines.objects._order import restore_tiers
@@ -50,6 +48,7 @@ OUTCOMES = (
     "failed",
 )
 _ATTEMPTS = 4
+_T = TypeVar("_T")
 _CRD_GROUP_RESOURCE = "customresourcedefinitions.apiextensions.k8s.io"
 _PVC_GROUP_RESOURCE = "persistentvolumeclaims"
 
@@ -173,20 +172,13 @@ def _ensure_namespace(rest: BlockingRest, name: str, snapshot_id: str, job: str)
             raise
 
 
-_T = TypeVar("_T")
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, KubeUnreachableError) or is_retryable(error)
 
 
 def _with_retries(call: Callable[[], _T]) -> _T:
-    """Retry throttling, server errors and dropped connections; API refusals are final."""
-    for attempt in range(_ATTEMPTS):
-        try:
-            return call()
-        except (KubeApiError, KubeUnreachableError) as error:
-            transient = isinstance(error, KubeUnreachableError) or is_retryable(error)
-            if not transient or attempt == _ATTEMPTS - 1:
-                raise
-            time.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+    """Throttling, server errors and dropped connections are retried; API refusals are final."""
+    return retry(call, attempts=_ATTEMPTS, base=0.1, cap=2.0, retryable=_transient)
 
 
 def _restore_item(
