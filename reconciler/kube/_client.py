@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ Manifest = dict[str, Any]
 """A Kubernetes object as a plain dict (``apiVersion``, ``kind``, ``metadata``, ...)."""
 
 _REQUEST_TIMEOUT_SECONDS = 30.0
+_SHARED_CONNECTIONS = 32
 _DEFAULT_KUBECONFIG = "~/.kube/config"
 
 
@@ -61,6 +63,8 @@ class KubeClient:
         self._api = api_client
         self._request_timeout = request_timeout
         self._dynamic_client: Any = None
+        self._rest: KubeRest | None = None  # connections shared by every rest() view
+        self._rest_lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------
 
@@ -100,6 +104,10 @@ class KubeClient:
 
     def close(self) -> None:
         self._api.close()
+        with self._rest_lock:
+            if self._rest is not None:
+                self._rest.close()
+                self._rest = None
 
     def __enter__(self) -> Self:
         return self
@@ -143,11 +151,19 @@ class KubeClient:
     def rest(self, **kw: Any) -> KubeRest:
         """A fast async client for the same server and identity (``KubeRest.from_client``).
 
-        Construct it inside the event loop that uses it, and close it there.
+        Construct it inside the event loop that uses it, and close it there. Without options
+        other than ``max_connections`` it is a view of connections this client keeps open, so
+        the many short engine calls of a refresh do not each pay new TLS handshakes.
         """
         from reconciler.kube._rest import KubeRest  # _rest imports this module
 
-        return KubeRest.from_client(self, **kw)
+        if set(kw) - {"max_connections"}:
+            return KubeRest.from_client(self, **kw)
+        with self._rest_lock:
+            if self._rest is None:
+                self._rest = KubeRest.from_client(self, max_connections=_SHARED_CONNECTIONS)
+            shared = self._rest
+        return shared.view(kw.get("max_connections"))
 
     # -- objects ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ it) and close it there (``async with``). Nothing here retries; callers decide.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import logging
@@ -110,8 +111,8 @@ class KubeRest:
             {"sni_hostname": tls_server_name} if tls_server_name else {}
         )
         # httpcore checks every pooled connection on each request (O(pool size) socket polls,
-        # about 2 ms CPU per request at 32 connections): small shards, least busy first, keep
-        # that cost flat while allowing max_connections in total
+        # about 2 ms CPU per request at 32 connections): one connection per client keeps that
+        # cost flat while allowing max_connections in total
         max_connections = max(1, max_connections)
         settings: dict[str, Any] = {
             "base_url": self.server,
@@ -134,8 +135,23 @@ class KubeRest:
         self._idle_lock = threading.Lock()
         self._free = threading.Semaphore(max_connections)
         self._workers = anyio.CapacityLimiter(max_connections)
+        self._owns_connections = True
         self.blocking = BlockingRest(self)
         """The same calls, blocking: for thread pools (see the module docstring)."""
+
+    def view(self, max_connections: int | None = None) -> KubeRest:
+        """Another KubeRest over these same connections, for another event loop.
+
+        The connections (and their TLS sessions) are thread-safe and outlive one event loop;
+        only the async limiter belongs to a loop. Closing a view leaves the connections open.
+        Call it inside the event loop that uses the view.
+        """
+        other = copy.copy(self)
+        size = len(self._shards)
+        other._workers = anyio.CapacityLimiter(min(max_connections or size, size))
+        other._owns_connections = False
+        other.blocking = BlockingRest(other)
+        return other
 
     # -- construction -------------------------------------------------------------------
 
@@ -183,6 +199,8 @@ class KubeRest:
         self.close()
 
     def close(self) -> None:
+        if not self._owns_connections:
+            return
         for shard in self._shards:
             shard.close()
 
