@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +110,27 @@ class VolumeSet:
     volumes: tuple[VolumeEntry, ...] = ()
     skipped: dict[str, str] = field(default_factory=dict)
     """PVC (or pod volume) -> why its data is not in the set."""
+
+    @classmethod
+    def for_job(
+        cls,
+        job: JobSpec,
+        snapshot_id: str,
+        mover: str,
+        volumes: Sequence[VolumeEntry],
+        skipped: dict[str, str] | None = None,
+    ) -> VolumeSet:
+        """The set one mover writes for one backup of ``job``, stamped now."""
+        return cls(
+            snapshot_id=snapshot_id,
+            job=job.name,
+            namespace=job.namespace,
+            source_cluster=job.source_cluster,
+            mover=mover,
+            created=datetime.now(UTC).isoformat(),
+            volumes=tuple(volumes),
+            skipped=dict(skipped or {}),
+        )
 
     @property
     def total_bytes(self) -> int:
@@ -363,17 +384,7 @@ class HostPathMover:
             new_bytes += tree.new_bytes
             reporter.item_done(item, tree.bytes)
         write_volume_set(
-            repository,
-            VolumeSet(
-                snapshot_id=snapshot_id,
-                job=job.name,
-                namespace=job.namespace,
-                source_cluster=job.source_cluster,
-                mover=self.name,
-                created=datetime.now(UTC).isoformat(),
-                volumes=tuple(entries),
-                skipped=skipped,
-            ),
+            repository, VolumeSet.for_job(job, snapshot_id, self.name, entries, skipped)
         )
         return new_bytes
 

@@ -32,7 +32,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -835,18 +834,7 @@ class JobMover:
             )
             new_bytes += result.new_bytes
             reporter.item_done(f"persistentvolumeclaims/{claim}", result.bytes)
-        write_volume_set(
-            repository,
-            VolumeSet(
-                snapshot_id=snapshot_id,
-                job=job.name,
-                namespace=job.namespace,
-                source_cluster=job.source_cluster,
-                mover=self.name,
-                created=datetime.now(UTC).isoformat(),
-                volumes=tuple(entries),
-            ),
-        )
+        write_volume_set(repository, VolumeSet.for_job(job, snapshot_id, self.name, entries))
         return new_bytes
 
     def restore_volumes(
