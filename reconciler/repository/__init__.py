@@ -8,7 +8,7 @@ Two layers, like httpx's client over its transports:
   optionally encrypted (`Repository.unlock(passphrase)` -> a `RepositoryCipher`, see
   `_crypto`).
 
-`open_backend()` / `open_backend_from_spec()` build a backend from inventory settings.
+`open_backend()` builds a backend from settings (the reconciler maps the inventory's).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from reconciler.repository._errors import (
     SnapshotNotFound,
     WrongPassphrase,
 )
-from reconciler.repository._factory import BackendKind, open_backend, open_backend_from_spec
+from reconciler.repository._factory import BackendKind, open_backend
 from reconciler.repository._filesystem import FilesystemBackend
 from reconciler.repository._keys import validate_key, validate_prefix
 from reconciler.repository._repository import (
@@ -93,7 +93,6 @@ __all__ = [
     "generate_master_key",
     "list_key_files",
     "open_backend",
-    "open_backend_from_spec",
     "remove_key",
     "resolve_credentials",
     "unlock",
