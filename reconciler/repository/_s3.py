@@ -137,6 +137,12 @@ class S3Backend:
         # never the credentials: only where the objects live
         return f"S3Backend({self.location!r})"
 
+    @property
+    def credentials(self) -> S3Credentials | None:
+        """The explicit credentials this backend was opened with (None: boto3's chain); for
+        handing the same identity to an in-cluster mover."""
+        return self._credentials
+
     # clients hold sockets and locks: rebuild them lazily after pickling (process pools)
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -137,10 +137,8 @@ class MoverRepository:
         if isinstance(backend, FilesystemBackend):
             return cls("filesystem", passphrase, path=str(backend.root))
         if isinstance(backend, S3Backend):
-            if credentials is None:
-                # the backend keeps what open_backend() resolved (env, file or Secret)
-                own = getattr(backend, "_credentials", None)
-                credentials = own if isinstance(own, S3Credentials) else None
+            if credentials is None:  # what open_backend() resolved (env, file or Secret)
+                credentials = backend.credentials
             ca_text = None
             if backend.ca_bundle:
                 try:
