@@ -17,7 +17,8 @@ from reconciler.engines._protocols import (
     RestoreRequirements,
 )
 from reconciler.engines.objects._collect import CRD_RESOURCE, NAMESPACE_RESOURCE
-from reconciler.kube import ApiResource, KubeApiError, KubeError, KubeRest
+from reconciler.engines.objects._rules import skip_reason
+from reconciler.kube import ApiResource, KubeApiError, KubeError, KubeRest, Manifest
 
 STORAGE_CLASS_RESOURCE = ApiResource(
     group="storage.k8s.io",
@@ -271,16 +272,13 @@ async def _namespace(
     return PrecheckResult("namespace", "compatible", f"{namespace} exists and is empty"), existing
 
 
-def _created_by_cluster(item: dict[str, object]) -> bool:
-    """Objects every namespace gets: the default ServiceAccount, its token, kube-root-ca.crt."""
-    metadata = item.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, dict) else None
-    kind = item.get("kind")
-    if kind == "ServiceAccount" and name == "default":
+def _created_by_cluster(item: Manifest) -> bool:
+    """Objects the cluster made itself (the default ServiceAccount, token secrets,
+    kube-root-ca.crt, controller-managed endpoints): they do not make a namespace "in use"."""
+    metadata = item.get("metadata") or {}
+    if item.get("kind") == "ServiceAccount" and metadata.get("name") == "default":
         return True
-    if kind == "ConfigMap" and name == "kube-root-ca.crt":
-        return True
-    return kind == "Secret" and item.get("type") == "kubernetes.io/service-account-token"
+    return skip_reason(item, ()) is not None
 
 
 _QUANTITY = re.compile(r"^(\d+)$")
