@@ -24,30 +24,21 @@ from reconciler.engines.objects._rules import (
 from reconciler.engines.objects._sanitize import portable
 from reconciler.kube import ApiResource, KubeApiError, KubeRest, Manifest
 
-CRD_RESOURCE = ApiResource(
-    group="apiextensions.k8s.io",
-    version="v1",
-    resource="customresourcedefinitions",
-    kind="CustomResourceDefinition",
+_ALL_VERBS = frozenset({"get", "list", "create", "delete", "patch", "update"})
+
+
+def known_resource(api_version: str, resource: str, kind: str, *, namespaced: bool) -> ApiResource:
+    """The REST address of a type we know without discovery (only its path is used)."""
+    group, _, version = api_version.rpartition("/")
+    return ApiResource(group, version, resource, kind, namespaced, _ALL_VERBS)
+
+
+CRD_RESOURCE = known_resource(
+    "apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition",
     namespaced=False,
-    verbs=frozenset({"get", "list", "create", "delete", "patch", "update"}),
-)
-NAMESPACE_RESOURCE = ApiResource(
-    group="",
-    version="v1",
-    resource="namespaces",
-    kind="Namespace",
-    namespaced=False,
-    verbs=frozenset({"get", "list", "create", "delete", "patch", "update"}),
-)
-PV_RESOURCE = ApiResource(
-    group="",
-    version="v1",
-    resource="persistentvolumes",
-    kind="PersistentVolume",
-    namespaced=False,
-    verbs=frozenset({"get", "list", "create", "delete", "patch", "update"}),
-)
+)  # fmt: skip
+NAMESPACE_RESOURCE = known_resource("v1", "namespaces", "Namespace", namespaced=False)
+PV_RESOURCE = known_resource("v1", "persistentvolumes", "PersistentVolume", namespaced=False)
 
 
 @dataclass

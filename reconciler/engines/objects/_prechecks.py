@@ -16,33 +16,19 @@ from reconciler.engines._protocols import (
     PrecheckResult,
     RestoreRequirements,
 )
-from reconciler.engines.objects._collect import CRD_RESOURCE, NAMESPACE_RESOURCE
+from reconciler.engines.objects._collect import CRD_RESOURCE, NAMESPACE_RESOURCE, known_resource
 from reconciler.engines.objects._rules import skip_reason
 from reconciler.kube import ApiResource, KubeApiError, KubeError, KubeRest, Manifest
 
-STORAGE_CLASS_RESOURCE = ApiResource(
-    group="storage.k8s.io",
-    version="v1",
-    resource="storageclasses",
-    kind="StorageClass",
-    namespaced=False,
-    verbs=frozenset({"get", "list"}),
+STORAGE_CLASS_RESOURCE = known_resource(
+    "storage.k8s.io/v1", "storageclasses", "StorageClass", namespaced=False
 )
-QUOTA_RESOURCE = ApiResource(
-    group="",
-    version="v1",
-    resource="resourcequotas",
-    kind="ResourceQuota",
-    namespaced=True,
-    verbs=frozenset({"get", "list"}),
-)
-ACCESS_REVIEW = ApiResource(
-    group="authorization.k8s.io",
-    version="v1",
-    resource="selfsubjectaccessreviews",
-    kind="SelfSubjectAccessReview",
+QUOTA_RESOURCE = known_resource("v1", "resourcequotas", "ResourceQuota", namespaced=True)
+ACCESS_REVIEW = known_resource(
+    "authorization.k8s.io/v1",
+    "selfsubjectaccessreviews",
+    "SelfSubjectAccessReview",
     namespaced=False,
-    verbs=frozenset({"create"}),
 )
 _DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",

@@ -19,6 +19,7 @@ from typing import TypeVar
 from reconciler._retry import is_retryable, retry
 from reconciler.engines._protocols import JobSpec, Reporter
 from reconciler.engines.objects._archive import ArchivedObject
+from reconciler.engines.objects._collect import known_resource
 from reconciler.engines.objects._order import restore_tiers
 from reconciler.engines.objects._rules import restore_skip_reason
 from reconciler.engines.objects._sanitize import (
@@ -71,15 +72,9 @@ class RestoreTally:
 
 def resource_of(item: ArchivedObject) -> ApiResource:
     """The REST address of an archived object, from its group_resource and apiVersion."""
-    resource, _, group = item.group_resource.partition(".")
-    version = item.api_version.rpartition("/")[2]
-    return ApiResource(
-        group=group,
-        version=version,
-        resource=resource,
-        kind=item.kind,
-        namespaced=item.namespace is not None,
-        verbs=frozenset({"get", "list", "create", "patch", "update", "delete"}),
+    resource = item.group_resource.partition(".")[0]
+    return known_resource(
+        item.api_version, resource, item.kind, namespaced=item.namespace is not None
     )
 
 
