@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 from reconciler import __version__
+from reconciler._allocator import limit_malloc_arenas
 from reconciler.cli import _inventory, _ledger, _mover, _repo, _sandbox, _snapshots, _workflow
 from reconciler.errors import KubeferryError
 
@@ -70,6 +71,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
+    limit_malloc_arenas()
     _load_plugins()
     command = typer.main.get_command(app)
     try:

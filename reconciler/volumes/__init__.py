@@ -1,20 +1,15 @@
-"""Volume data: deduplicated, compressed, encrypted file-system backups in a repository."""
+"""Volume data: deduplicated, compressed, encrypted file-system backups in a repository.
+
+The chunk store and the tree engine load without the Kubernetes client, so the movers'
+in-pod path and `kubeferry repo` start fast; the names that talk to clusters (the host-path
+mover, quiesce) are imported on first use.
+"""
 
 from __future__ import annotations
 
-from reconciler.volumes._hostpath import (
-    SET_FORMAT,
-    SETS_PREFIX,
-    HostPathMover,
-    VolumeEntry,
-    VolumeSet,
-    delete_volume_set,
-    previous_volume_set,
-    read_volume_set,
-    set_key,
-    write_volume_set,
-)
-from reconciler.volumes._quiesce import QUIESCED_ANNOTATION, quiesce, quiesced, resume
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from reconciler.volumes._selection import (
     EXCLUDE_ANNOTATION,
     VOLUMES_ANNOTATION,
@@ -46,6 +41,52 @@ from reconciler.volumes._tree import (
     backup_tree,
     restore_tree,
 )
+
+if TYPE_CHECKING:
+    from reconciler.volumes._hostpath import (
+        SET_FORMAT,
+        SETS_PREFIX,
+        HostPathMover,
+        VolumeEntry,
+        VolumeSet,
+        delete_volume_set,
+        previous_volume_set,
+        read_volume_set,
+        set_key,
+        write_volume_set,
+    )
+    from reconciler.volumes._quiesce import QUIESCED_ANNOTATION, quiesce, quiesced, resume
+
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "SET_FORMAT",
+            "SETS_PREFIX",
+            "HostPathMover",
+            "VolumeEntry",
+            "VolumeSet",
+            "delete_volume_set",
+            "previous_volume_set",
+            "read_volume_set",
+            "set_key",
+            "write_volume_set",
+        ),
+        "reconciler.volumes._hostpath",
+    ),
+    **dict.fromkeys(
+        ("QUIESCED_ANNOTATION", "quiesce", "quiesced", "resume"), "reconciler.volumes._quiesce"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXCLUDE_ANNOTATION",
