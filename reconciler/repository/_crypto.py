@@ -145,15 +145,16 @@ class RepositoryCipher:
         nonce = os.urandom(NONCE_SIZE)
         return MAGIC + nonce + self._aead.encrypt(nonce, bytes(data), MAGIC + bytes(aad))
 
-    def open(self, blob: bytes, *, aad: bytes) -> bytes:
+    def open(self, blob: bytes | memoryview, *, aad: bytes) -> bytes:
         """Decrypt a sealed object; `IntegrityError` on any modification, truncation or wrong aad."""
         if len(blob) < len(MAGIC) + NONCE_SIZE + TAG_SIZE:
             raise IntegrityError(f"sealed object is truncated ({len(blob)} bytes)")
-        if blob[: len(MAGIC)] != MAGIC:
+        view = memoryview(blob)  # slices below are views: chunks are opened in place in packs
+        if view[: len(MAGIC)] != MAGIC:
             raise IntegrityError("not a kubeferry sealed object (bad header)")
-        nonce = blob[len(MAGIC) : len(MAGIC) + NONCE_SIZE]
+        nonce = bytes(view[len(MAGIC) : len(MAGIC) + NONCE_SIZE])
         try:
-            return self._aead.decrypt(nonce, blob[len(MAGIC) + NONCE_SIZE :], MAGIC + bytes(aad))
+            return self._aead.decrypt(nonce, view[len(MAGIC) + NONCE_SIZE :], MAGIC + bytes(aad))
         except InvalidTag:
             raise IntegrityError(
                 "authentication failed: the object was modified, moved from another key, "

@@ -57,7 +57,8 @@ SNAPSHOTS_PREFIX = "volumes/snapshots/"
 LOCKS_PREFIX = "volumes/locks/"
 CHUNK_AAD = b"chunk:"
 SEAL_OVERHEAD = len(MAGIC) + NONCE_SIZE + TAG_SIZE
-ZSTD_LEVEL = 3
+# level 2 stores within 0.2% of level 3's size on the bench's data at ~1.35x the speed
+ZSTD_LEVEL = 2
 DEFAULT_PACK_SIZE = 16 * 2**20
 STALE_AFTER = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)
@@ -284,7 +285,9 @@ class VolumeStore:
         payload = compressed if len(compressed) < len(data) else data
         return self._cipher.seal(payload, aad=CHUNK_AAD + chunk_id)
 
-    def _open_chunk(self, chunk_id: bytes, blob: bytes, raw_length: int, where: str) -> bytes:
+    def _open_chunk(
+        self, chunk_id: bytes, blob: bytes | memoryview, raw_length: int, where: str
+    ) -> bytes:
         try:
             payload = self._cipher.open(blob, aad=CHUNK_AAD + chunk_id)
         except IntegrityError as error:
@@ -565,7 +568,8 @@ class VolumeStore:
         where = f"{self.location}/{pack_key(pack_id)}"
         if offset + length > len(data):
             raise IntegrityError(f"{where}: chunk {chunk_id} lies outside the pack (truncated?)")
-        return self._open_chunk(key, data[offset : offset + length], raw, where)
+        # a view, not a copy: the pack stays cached and the cipher reads the slice in place
+        return self._open_chunk(key, memoryview(data)[offset : offset + length], raw, where)
 
     def _pack_data(self, number: int, pack_id: bytes) -> bytes:
         while True:
