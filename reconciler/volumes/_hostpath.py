@@ -29,6 +29,7 @@ from reconciler.repository import (
     IntegrityError,
     ObjectNotFound,
     Repository,
+    RepositoryCipher,
     RepositoryError,
 )
 from reconciler.volumes._selection import claim_volume_dir, select_volumes
@@ -38,6 +39,9 @@ from reconciler.volumes._tree import backup_tree, restore_tree
 log = logging.getLogger("kubeferry.volumes")
 
 SETS_PREFIX = "volumes/sets/"
+# one empty marker per set, named by a keyed tag of (source cluster, namespace, job): the
+# previous set of a job is found by listing its markers instead of reading every set
+BY_JOB_PREFIX = f"{SETS_PREFIX}by-job/"
 SET_FORMAT = "kubeferry.volume-set/v1"
 _WORKLOAD_TYPES = (
     ("v1", "Pod"),
@@ -185,6 +189,11 @@ def set_key(snapshot_id: str) -> str:
     return f"{SETS_PREFIX}{snapshot_id}.json"
 
 
+def _job_prefix(cipher: RepositoryCipher, job: str, namespace: str, source_cluster: str) -> str:
+    tag = cipher.keyed_id(json.dumps([source_cluster, namespace, job]).encode())
+    return f"{BY_JOB_PREFIX}{tag}/"
+
+
 def write_volume_set(repository: Repository, volume_set: VolumeSet) -> None:
     cipher = repository.cipher
     if cipher is None:
@@ -193,6 +202,8 @@ def write_volume_set(repository: Repository, volume_set: VolumeSet) -> None:
         )
     key = set_key(volume_set.snapshot_id)
     repository.backend.put(key, cipher.seal(volume_set.to_json(), aad=key.encode()))
+    prefix = _job_prefix(cipher, volume_set.job, volume_set.namespace, volume_set.source_cluster)
+    repository.backend.put(f"{prefix}{volume_set.snapshot_id}", b"")
 
 
 def read_volume_set(repository: Repository, snapshot_id: str) -> VolumeSet | None:
@@ -219,8 +230,10 @@ def delete_volume_set(repository: Repository, snapshot_id: str) -> int:
     The chunks go with the next ``prune``. Returns the number of volume snapshots forgotten.
     """
     found = read_volume_set(repository, snapshot_id)
-    if found is None:
+    if found is None or repository.cipher is None:
         return 0
+    prefix = _job_prefix(repository.cipher, found.job, found.namespace, found.source_cluster)
+    repository.backend.delete(f"{prefix}{snapshot_id}")  # first: a marker never outlives its set
     store = VolumeStore(repository)
     existing = set(store.list_snapshots())
     for entry in found.volumes:
@@ -232,19 +245,22 @@ def delete_volume_set(repository: Repository, snapshot_id: str) -> int:
 
 def previous_volume_set(repository: Repository, job: JobSpec, before: str) -> VolumeSet | None:
     """The newest set of the same job (namespace, source cluster), other than ``before``."""
-    if repository.cipher is None:
+    cipher = repository.cipher
+    if cipher is None:
         return None
-    listed = sorted(
-        repository.backend.list(SETS_PREFIX), key=lambda info: info.modified, reverse=True
+    prefix = _job_prefix(cipher, job.name, job.namespace, job.source_cluster)
+    marked = sorted(
+        (info.key[len(prefix) :] for info in repository.backend.list(prefix)), reverse=True
     )
-    for info in listed:
-        snapshot_id = info.key[len(SETS_PREFIX) :].removesuffix(".json")
-        if snapshot_id == before or not info.key.endswith(".json"):
+    # a job's snapshot ids are <job>-<UTC time>-<random>: by name is oldest to newest
+    candidates = marked or _unmarked_sets(repository)
+    for snapshot_id in candidates:
+        if snapshot_id == before:
             continue
         try:
             found = read_volume_set(repository, snapshot_id)
         except RepositoryError as error:
-            log.warning("skipping volume set %s: %s", info.key, error)
+            log.warning("skipping volume set of %s: %s", snapshot_id, error)
             continue
         if (
             found is not None
@@ -254,6 +270,20 @@ def previous_volume_set(repository: Repository, job: JobSpec, before: str) -> Vo
         ):
             return found
     return None
+
+
+def _unmarked_sets(repository: Repository) -> list[str]:
+    """Every set, newest first: repositories written before the by-job markers."""
+    listed = sorted(
+        (
+            info
+            for info in repository.backend.list(SETS_PREFIX)
+            if info.key.endswith(".json") and "/" not in info.key[len(SETS_PREFIX) :]
+        ),
+        key=lambda info: info.modified,
+        reverse=True,
+    )
+    return [info.key[len(SETS_PREFIX) :].removesuffix(".json") for info in listed]
 
 
 def _list_claims(client: KubeClient, job: JobSpec) -> list[Manifest]:
