@@ -8,14 +8,18 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from reconciler._events import ActionFinished, Event, EventBus
 from reconciler._events import Progress as ProgressEvent
@@ -38,6 +42,20 @@ def _console() -> Console:
     return Console(stderr=False, highlight=False, soft_wrap=True)
 
 
+class _BytesColumn(ProgressColumn):
+    """Volume data moved so far, of how much when known, and the average rate."""
+
+    def render(self, task: Task) -> Text:
+        done = int(task.fields.get("bytes_done") or 0)
+        if not done:
+            return Text("")
+        total = int(task.fields.get("bytes_total") or 0)
+        amount = f"{decimal(done)} / {decimal(total)}" if total >= done else decimal(done)
+        elapsed = task.elapsed or 0.0
+        rate = f" {decimal(int(done / elapsed))}/s" if elapsed > 0.5 else ""
+        return Text(f"{amount}{rate}", style="progress.data.speed")
+
+
 class _ProgressDisplay:
     """Rich progress bars fed by the event bus: one bar per running job."""
 
@@ -47,6 +65,7 @@ class _ProgressDisplay:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            _BytesColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=False,
@@ -61,7 +80,11 @@ class _ProgressDisplay:
                     event.address, total=event.total_items or None
                 )
             self.progress.update(
-                self.tasks[key], completed=event.items_done, total=event.total_items or None
+                self.tasks[key],
+                completed=event.items_done,
+                total=event.total_items or None,
+                bytes_done=event.bytes_done,
+                bytes_total=event.bytes_total,
             )
         elif isinstance(event, ActionFinished):
             style = "green" if event.outcome == "done" else "red"
