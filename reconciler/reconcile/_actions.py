@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -28,12 +29,18 @@ from reconciler.engines import (
 )
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, Retention
-from reconciler.kube import KubeUnreachableError
+from reconciler.kube import KubeClient, KubeError, KubeUnreachableError
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
-from reconciler.volumes import HostPathMover, delete_volume_set, quiesced, read_volume_set
+from reconciler.volumes import (
+    HostPathMover,
+    delete_volume_set,
+    quiesced,
+    read_volume_set,
+    resume,
+)
 from state import (
     Availability,
     EventLevel,
@@ -47,6 +54,36 @@ from state import (
 )
 
 _Result = TypeVar("_Result")
+log = logging.getLogger("kubeferry.reconcile")
+
+_SOURCE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_SOURCE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def reading_source(
+    cluster: str, namespace: str, check_cancelled: Callable[[], None]
+) -> Iterator[None]:
+    """One backup of a source namespace at a time in this process.
+
+    A ``quiesce: true`` backup keeps the namespace's workloads at zero while it copies the
+    data; another job's backup of the same namespace (same apply, parallel actions) must
+    neither list them then (its snapshot would hold 0 replicas and the quiesce annotation)
+    nor scale them back up (the copy would no longer be crash-consistent). Waiting stays
+    cancellable.
+    """
+    with _SOURCE_LOCKS_GUARD:
+        lock = _SOURCE_LOCKS.setdefault((cluster, namespace), threading.Lock())
+    waited = False
+    while not lock.acquire(timeout=0.5):
+        if not waited:
+            log.info("%s/%s: waiting for another backup of this namespace", cluster, namespace)
+            waited = True
+        check_cancelled()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def is_transient(error: BaseException) -> bool:
@@ -374,20 +411,26 @@ class ActionRunner:
         }
 
         def backup(reporter: _RunReporter, run_id: int) -> BackupResult:
-            # volume data first: the object snapshot's metadata, written last, commits both
-            volume_bytes = 0
-            if self.mover is not None and not spec.k8s_objects_only:
-                # quiesce: writers stopped while the data is read; back up before the objects
-                # are listed, so the snapshot keeps their real replica counts
-                with quiesced(source, spec.namespace) if spec.quiesce else nullcontext():
-                    self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
-                volume_set = read_volume_set(repository, snapshot_id)
-                if volume_set is not None:
-                    summary = volume_set.summary()
-                    volume_bytes = volume_set.total_bytes
-                    metadata["volumes"] = summary
-                    self.ledger.update_run_details(run_id, {"volumes": summary})
-            result = self.engine.backup(source, repository, spec, snapshot_id, reporter, metadata)
+            with reading_source(spec.source_cluster, spec.namespace, reporter.check_cancelled):
+                # workloads a killed quiesced run left at zero are scaled back first,
+                # whatever this job's quiesce, else the snapshot would copy 0 replicas
+                self._resume_leftovers(source, spec, run_id)
+                # volume data first: the object snapshot's metadata, written last, commits both
+                volume_bytes = 0
+                if self.mover is not None and not spec.k8s_objects_only:
+                    # quiesce: writers stopped while the data is read; back up before the
+                    # objects are listed, so the snapshot keeps their real replica counts
+                    with quiesced(source, spec.namespace) if spec.quiesce else nullcontext():
+                        self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
+                    volume_set = read_volume_set(repository, snapshot_id)
+                    if volume_set is not None:
+                        summary = volume_set.summary()
+                        volume_bytes = volume_set.total_bytes
+                        metadata["volumes"] = summary
+                        self.ledger.update_run_details(run_id, {"volumes": summary})
+                result = self.engine.backup(
+                    source, repository, spec, snapshot_id, reporter, metadata
+                )
             self.ledger.upsert_snapshot(
                 result.snapshot_id,
                 job=name,
@@ -405,6 +448,40 @@ class ActionRunner:
 
         return self._run(
             RunKind.BACKUP, name, address or f"ReplicationJob/{name}", cancellation, backup
+        )
+
+    def _resume_leftovers(self, source: KubeClient, spec: JobSpec, run_id: int) -> None:
+        """Scale back what a quiesced run that died left at zero (docs/volume-data.md)."""
+        try:
+            resumed = resume(source, spec.namespace)
+        except KubeError as error:  # e.g. no right to scale: the backup goes on
+            text = (
+                f"{spec.source_cluster}/{spec.namespace}: cannot scale back workloads left "
+                f"quiesced by an earlier run: {error}"
+            )
+            log.warning("%s", text)
+            self.ledger.record_event(
+                "quiesce.resume-failed",
+                text,
+                level=EventLevel.WARNING,
+                run_id=run_id,
+                job=spec.name,
+            )
+            return
+        if not resumed:
+            return
+        text = (
+            f"{spec.source_cluster}/{spec.namespace}: scaled back workloads an earlier "
+            f"quiesced run left at zero: {', '.join(resumed)}"
+        )
+        log.warning("%s", text)
+        self.ledger.record_event(
+            "quiesce.resumed",
+            text,
+            level=EventLevel.WARNING,
+            run_id=run_id,
+            job=spec.name,
+            data={"namespace": spec.namespace, "workloads": ", ".join(resumed)},
         )
 
     def run_restore(
