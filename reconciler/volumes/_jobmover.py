@@ -355,6 +355,10 @@ def mover_command(request: MoverRequest, settings: MoverSettings) -> list[str]:
         CONFIG_MOUNT,
         "--workers",
         str(settings.workers),
+        # where the container's terminationMessagePath is: the result, explicitly, not by
+        # the CLI's guess that /dev/termination-log exists
+        "--termination-log",
+        TERMINATION_LOG,
     ]
     if request.operation == "restore":
         assert request.volume_snapshot is not None

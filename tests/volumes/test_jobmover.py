@@ -128,6 +128,8 @@ def test_job_spec_shape_and_command() -> None:
         CONFIG_MOUNT,
         "--workers",
         "4",
+        "--termination-log",
+        "/dev/termination-log",
         "--parent",
         "vol-0",
     ]
