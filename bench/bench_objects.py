@@ -345,6 +345,9 @@ class _Reporter:
     def item_done(self, item: str, size: int = 0) -> None:
         self.done += 1
 
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        pass
+
     def warning(self, text: str, item: str = "") -> None:
         self.warnings.append(f"{item}: {text}" if item else text)
 

@@ -150,6 +150,10 @@ class Reporter(Protocol):
 
     def item_done(self, item: str, size: int = 0) -> None: ...
 
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        """Bytes of `item` copied so far, of `total` (volume data, while it moves)."""
+        ...
+
     def warning(self, text: str, item: str = "") -> None: ...
 
     def check_cancelled(self) -> None:

@@ -124,8 +124,9 @@ class _RunReporter:
         self.cancellation = cancellation
         self.total_items = 0
         self.items_done = 0
-        self.bytes_done = 0
+        self.bytes_done = 0  # of finished items
         self.warnings = 0
+        self._moving: dict[str, tuple[int, int]] = {}  # item -> (bytes done, bytes total)
         self._lock = threading.Lock()
         self._last_write = 0.0
 
@@ -143,22 +144,41 @@ class _RunReporter:
         with self._lock:
             self.items_done += 1
             self.bytes_done += size
+            self._moving.pop(item, None)
             done, total = self.items_done, self.total_items
         self.bus.publish(ItemDone(address=self.address, run_id=self.run_id, item=item))
+        self._publish_progress(force_write=done == total)
+
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        with self._lock:
+            self._moving[item] = (done, total)
+        self._publish_progress(force_write=False)
+
+    def _publish_progress(self, *, force_write: bool) -> None:
+        with self._lock:
+            done, total = self.items_done, self.total_items
+            moving = list(self._moving.values())
+            bytes_done = self.bytes_done + sum(d for d, _ in moving)
+            # known so far: finished items plus the totals of those still moving
+            bytes_total = self.bytes_done + sum(t for _, t in moving)
         self.bus.publish(
             Progress(
                 address=self.address,
                 run_id=self.run_id,
                 items_done=done,
                 total_items=total,
-                bytes_done=self.bytes_done,
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
             )
         )
         now = datetime.now(UTC).timestamp()
-        if now - self._last_write > 0.5 or done == total:
+        if force_write or now - self._last_write > 0.5:
             self._last_write = now
             self.ledger.update_run_progress(
-                self.run_id, items_done=done, bytes_done=self.bytes_done
+                self.run_id,
+                items_done=done,
+                bytes_done=bytes_done,
+                bytes_total=bytes_total or None,
             )
 
     def warning(self, text: str, item: str = "") -> None:

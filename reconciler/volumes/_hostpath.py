@@ -34,7 +34,7 @@ from reconciler.repository import (
 )
 from reconciler.volumes._selection import claim_volume_dir, select_volumes
 from reconciler.volumes._store import VolumeStore
-from reconciler.volumes._tree import backup_tree, restore_tree
+from reconciler.volumes._tree import TreeProgress, backup_tree, restore_tree
 
 log = logging.getLogger("kubeferry.volumes")
 
@@ -286,6 +286,15 @@ def _unmarked_sets(repository: Repository) -> list[str]:
     return [info.key[len(SETS_PREFIX) :].removesuffix(".json") for info in listed]
 
 
+def _bytes_to(reporter: Reporter, item: str) -> Callable[[TreeProgress], None]:
+    """Forward a volume's byte counters to the run's reporter (and so the event stream)."""
+
+    def forward(progress: TreeProgress) -> None:
+        reporter.bytes_progress(item, progress.bytes_done, progress.bytes_total)
+
+    return forward
+
+
 def _list_claims(client: KubeClient, job: JobSpec) -> list[Manifest]:
     """The job's PVCs; retries the dynamic client's discovery, which can trip (KeyError)
     over an API group that disappears while it looks (a CRD being deleted)."""
@@ -395,6 +404,7 @@ class HostPathMover:
                 directory,
                 parent=parents.get(name),
                 workers=self.workers,
+                on_progress=_bytes_to(reporter, item),
                 check_cancelled=reporter.check_cancelled,
             )
             for path in tree.skipped:
@@ -484,6 +494,7 @@ class HostPathMover:
                 entry.snapshot,
                 directory,
                 workers=self.workers,
+                on_progress=_bytes_to(reporter, item),
                 check_cancelled=reporter.check_cancelled,
             )
             written += restored.bytes

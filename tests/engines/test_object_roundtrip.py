@@ -158,6 +158,9 @@ class Recorder:
     def item_done(self, item: str, size: int = 0) -> None:
         self.items.append(item)
 
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        pass
+
     def warning(self, text: str, item: str = "") -> None:
         self.warnings.append((item, text))
 
@@ -951,6 +954,7 @@ _KILLED_BACKUP = textwrap.dedent(
     class Reporter:
         def total(self, items): pass
         def item_done(self, item, size=0): pass
+        def bytes_progress(self, item, done, total): pass
         def warning(self, text, item=""): pass
         def check_cancelled(self): pass
 

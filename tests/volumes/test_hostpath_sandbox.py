@@ -46,12 +46,16 @@ class Recorder:
     totals: list[int] = field(default_factory=list)
     items: list[tuple[str, int]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    moving: list[tuple[str, int, int]] = field(default_factory=list)
 
     def total(self, items: int) -> None:
         self.totals.append(items)
 
     def item_done(self, item: str, size: int = 0) -> None:
         self.items.append((item, size))
+
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        self.moving.append((item, done, total))
 
     def warning(self, text: str, item: str = "") -> None:
         self.warnings.append((item, text))
@@ -288,9 +292,10 @@ def _check_replica(
     # the excluded claim is restored as an object, without its data
     assert list(_volume_dir(client, target, "skipme").iterdir()) == []
     sizes = dict(recorder.items)
-    assert sizes["persistentvolumeclaims/data"] == sum(
-        entry[2] for entry in source.expected.values() if entry[0] == "file"
-    )
+    data_bytes = sum(entry[2] for entry in source.expected.values() if entry[0] == "file")
+    assert sizes["persistentvolumeclaims/data"] == data_bytes
+    # byte progress reached the reporter while the data moved, ending at the whole claim
+    assert recorder.moving[-1] == ("persistentvolumeclaims/data", data_bytes, data_bytes)
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -310,6 +315,7 @@ def test_backup_records_the_selected_claims_in_a_volume_set(
     assert entry.files == sum(1 for v in source.expected.values() if v[0] == "file")
     assert volume_set.summary()["count"] == 1
     assert ("persistentvolumeclaims/data", entry.bytes) in recorder.items
+    assert recorder.moving[-1] == ("persistentvolumeclaims/data", entry.bytes, entry.bytes)
 
     # a second backup of the same job is incremental: nothing new to store
     second_id, _ = _backup(clients["worker-1"], repository, job)

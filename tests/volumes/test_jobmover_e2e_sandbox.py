@@ -68,6 +68,9 @@ class Recorder:
     def item_done(self, item: str, size: int = 0) -> None:
         self.items.append((item, size))
 
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        pass
+
     def warning(self, text: str, item: str = "") -> None:
         self.warnings.append((item, text))
 
