@@ -70,6 +70,17 @@ class RepositoryBackend(Protocol):
         """Return the object's bytes; raise `ObjectNotFound` if it does not exist."""
         ...
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of the object; `ObjectNotFound` if it does not
+        exist, `RepositoryError` if it is shorter than that."""
+        ...
+
+    @property
+    def cheap_ranges(self) -> bool:
+        """Whether reading many small ranges costs about what reading whole objects does
+        (local disks: yes; object stores, where each request costs a round trip: no)."""
+        ...
+
     def exists(self, key: str) -> bool:
         """Whether an object exists under exactly `key`."""
         ...

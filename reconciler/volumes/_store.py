@@ -564,12 +564,25 @@ class VolumeStore:
                 raise ChunkNotFound(f"{self.location}: no chunk {chunk_id} in the volume index")
         number, offset, length, raw = _decode(value)
         pack_id = self._pack_ids[number]
-        data = self._pack_data(number, pack_id)
         where = f"{self.location}/{pack_key(pack_id)}"
+        if self._backend.cheap_ranges:
+            # a local disk: read just the chunk (whole packs re-read as a restore's access
+            # order wandered between them cost 4x the pack bytes in the bench)
+            return self._open_chunk(key, self._chunk_range(pack_id, offset, length), raw, where)
+        data = self._pack_data(number, pack_id)
         if offset + length > len(data):
             raise IntegrityError(f"{where}: chunk {chunk_id} lies outside the pack (truncated?)")
         # a view, not a copy: the pack stays cached and the cipher reads the slice in place
         return self._open_chunk(key, memoryview(data)[offset : offset + length], raw, where)
+
+    def _chunk_range(self, pack_id: bytes, offset: int, length: int) -> bytes:
+        key = pack_key(pack_id)
+        try:
+            return self._backend.get_range(key, offset, length)
+        except ObjectNotFound:
+            raise ChunkNotFound(
+                f"{self.location}: pack {pack_id.hex()} is missing (deleted or never uploaded)"
+            ) from None
 
     def _pack_data(self, number: int, pack_id: bytes) -> bytes:
         while True:

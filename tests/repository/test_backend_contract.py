@@ -17,6 +17,7 @@ import pytest
 
 from reconciler.errors import KubeferryError
 from reconciler.repository import (
+    IntegrityError,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -35,6 +36,27 @@ def test_put_get_roundtrip_and_overwrite(backend: RepositoryBackend) -> None:
     backend.put("empty", b"")
     assert backend.get("empty") == b""
     assert backend.exists("empty")
+
+
+def test_get_range_reads_exactly_the_range(backend: RepositoryBackend) -> None:
+    payload = bytes(range(256)) * 64  # 16 KiB
+    backend.put("packs/p1", payload)
+    assert backend.get_range("packs/p1", 0, 10) == payload[:10]
+    assert backend.get_range("packs/p1", 1000, 5000) == payload[1000:6000]
+    assert backend.get_range("packs/p1", len(payload) - 3, 3) == payload[-3:]
+    assert backend.get_range("packs/p1", 5, 0) == b""
+
+
+def test_get_range_past_the_end_is_an_integrity_error(backend: RepositoryBackend) -> None:
+    backend.put("packs/short", b"0123456789")
+    with pytest.raises(IntegrityError) as caught:
+        backend.get_range("packs/short", 5, 10)
+    assert "truncated" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(IntegrityError):
+        backend.get_range("packs/short", 10, 1)
+    with pytest.raises(ObjectNotFound):
+        backend.get_range("packs/none", 0, 1)
 
 
 def test_missing_object_is_a_typed_one_line_error(backend: RepositoryBackend) -> None:
@@ -271,6 +293,7 @@ def test_unsafe_keys_are_rejected_by_every_operation(backend: RepositoryBackend,
         lambda: backend.put(key, b"x"),
         lambda: backend.put_if_absent(key, b"x"),
         lambda: backend.get(key),
+        lambda: backend.get_range(key, 0, 1),
         lambda: backend.exists(key),
         lambda: backend.stat(key),
         lambda: backend.delete(key),
