@@ -617,11 +617,15 @@ class Ledger:
         """
         host = this_host()
         with self._read() as session:
-            candidates = session.exec(
-                select(Run.id).where(col(Run.phase).in_([RunPhase.NEW, RunPhase.IN_PROGRESS]))
+            owners = session.exec(
+                select(Run.host, Run.pid).where(
+                    col(Run.phase).in_([RunPhase.NEW, RunPhase.IN_PROGRESS])
+                )
             ).all()
-        if not candidates:
-            return []  # nothing to mark: no write, so the serial stays put
+        if not any(owner == host and not pid_alive(pid) for owner, pid in owners):
+            # nothing to mark (live runs, or other hosts'): no write, the serial stays put,
+            # so a saved plan is not made stale by another process's run in progress
+            return []
         with self._write() as session:
             unfinished = session.exec(
                 select(Run).where(col(Run.phase).in_([RunPhase.NEW, RunPhase.IN_PROGRESS]))

@@ -104,7 +104,9 @@ def test_a_sigkilled_holder_leaves_a_stale_lock_and_an_interrupted_run(
             assert alive is not None
             assert alive.pid == holder.pid
             assert not alive.stale
+            serial = ledger.serial
             assert ledger.mark_interrupted_runs() == []  # its process still runs
+            assert ledger.serial == serial  # and looking wrote nothing (saved plans stay valid)
             with pytest.raises(LockHeldError) as caught:
                 ledger.acquire_lock("apply", timeout=0.2)
             assert "stale" not in str(caught.value)
