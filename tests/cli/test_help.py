@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import typer
@@ -16,10 +17,14 @@ def _command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths: list[list[str]] = []
 
-    def walk(command: object, path: list[str]) -> None:
+    def walk(command: Any, path: list[str]) -> None:
         paths.append(path)
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, [*path, name])
+        if not hasattr(command, "list_commands"):
+            return
+        # through the group's lookup: built-in commands load their module on demand
+        ctx = typer.Context(command)
+        for name in command.list_commands(ctx):
+            walk(command.get_command(ctx, name), [*path, name])
 
     walk(root, [])
     return paths
@@ -27,7 +32,23 @@ def _command_paths() -> list[list[str]]:
 
 def test_every_group_is_reachable() -> None:
     names = {" ".join(p) for p in _command_paths()}
-    assert {"sandbox", "ledger", "validate"} <= {n.split(" ")[0] for n in names if n}
+    top = {n.split(" ")[0] for n in names if n}
+    assert {"sandbox", "ledger", "repo", "mover", "validate", "schema", "plan", "apply"} <= top
+    assert {"reconcile", "backup", "snapshots", "restore"} <= top
+    assert {"ledger status", "repo init", "sandbox up", "mover backup"} <= names
+
+
+def test_version_does_not_load_the_engines() -> None:
+    """Start-up stays light: the ledger, Kubernetes client and engines load on demand."""
+    probe = (
+        "import sys; from reconciler.cli import main; main(['--version']); "
+        "heavy = [m for m in ('state', 'kubernetes', 'sqlalchemy', 'reconciler.reconcile') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "kubeferry")
