@@ -21,9 +21,21 @@ from reconciler.plan._model import (
     Plan,
     PlanProblem,
 )
-from reconciler.plan._render import load_plan, plan_to_json, render_plan, save_plan
+from reconciler.plan._render import (
+    ACTION_STYLES,
+    COMPATIBILITY_STYLES,
+    action_detail_lines,
+    action_header,
+    load_plan,
+    plan_to_json,
+    precheck_lines,
+    render_plan,
+    save_plan,
+)
 
 __all__ = [
+    "ACTION_STYLES",
+    "COMPATIBILITY_STYLES",
     "PLAN_FORMAT_VERSION",
     "SYMBOLS",
     "Action",
@@ -40,10 +52,13 @@ __all__ = [
     "RecordedJob",
     "RecordedState",
     "RepositoryObservation",
+    "action_detail_lines",
+    "action_header",
     "compute_plan",
     "load_plan",
     "next_due",
     "plan_to_json",
+    "precheck_lines",
     "render_plan",
     "save_plan",
 ]

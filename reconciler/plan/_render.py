@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.text import Text
 
 from reconciler.errors import KubeferryError
-from reconciler.plan._model import PLAN_FORMAT_VERSION, ActionType, Plan
+from reconciler.plan._model import PLAN_FORMAT_VERSION, Action, ActionType, Plan
 
-_STYLES: dict[ActionType, str] = {
+ACTION_STYLES: dict[ActionType, str] = {
     ActionType.CREATE: "green",
     ActionType.UPDATE: "yellow",
     ActionType.REPLACE: "magenta",
@@ -24,28 +24,39 @@ _STYLES: dict[ActionType, str] = {
 }
 
 
+def action_header(action: Action) -> Text:
+    """``» ReplicationJob/web  replicate  worker-1/web -> worker-2/web via local`` (styled)."""
+    line = Text()
+    line.append(f"{action.symbol:>3} ", style=ACTION_STYLES[action.type])
+    line.append(action.address, style="bold")
+    line.append(f"  {action.type.value}", style="dim")
+    if action.type is ActionType.REPLICATE:
+        details = action.details
+        line.append(
+            f"  {details.get('source')} -> {details.get('destination')}"
+            f" via {details.get('repository')}",
+            style="dim",
+        )
+    return line
+
+
+def action_detail_lines(action: Action) -> list[Text]:
+    """Why the action is planned: reasons, the pre-check verdict, what blocks it (unindented)."""
+    lines = [Text(reason) for reason in action.reasons]
+    lines.extend(precheck_lines(action.details.get("precheck")))
+    if action.blocked:
+        lines.append(Text(f"blocked: {action.blocked}", style="red"))
+    return lines
+
+
 def render_plan(plan: Plan, console: Console) -> None:
     """Terraform-like text: one block per action with its reasons, then drift, problems, summary."""
     if plan.actions:
         console.print("kubeferry will perform the following actions:\n")
     for action in plan.actions:
-        line = Text("  ")
-        line.append(f"{action.symbol:>3} ", style=_STYLES[action.type])
-        line.append(action.address, style="bold")
-        line.append(f"  {action.type.value}", style="dim")
-        if action.type is ActionType.REPLICATE:
-            details = action.details
-            line.append(
-                f"  {details.get('source')} -> {details.get('destination')}"
-                f" via {details.get('repository')}",
-                style="dim",
-            )
-        console.print(line)
-        for reason in action.reasons:
-            console.print(Text(f"        {reason}"))
-        _render_precheck(action.details.get("precheck"), console)
-        if action.blocked:
-            console.print(Text(f"        blocked: {action.blocked}", style="red"))
+        console.print(Text("  ") + action_header(action))
+        for line in action_detail_lines(action):
+            console.print(Text("        ") + line)
     if plan.drift:
         console.print("\nObserved changes (drift):")
         for drift in plan.drift:
@@ -58,22 +69,24 @@ def render_plan(plan: Plan, console: Console) -> None:
     console.print(Text(plan.summary(), style="bold"))
 
 
-_COMPATIBILITY_STYLES = {"compatible": "green", "warning": "yellow", "not_compatible": "red"}
+COMPATIBILITY_STYLES = {"compatible": "green", "warning": "yellow", "not_compatible": "red"}
 
 
-def _render_precheck(precheck: object, console: Console) -> None:
-    """One line with overallCompatibility, then the checks that are not compatible."""
+def precheck_lines(precheck: object) -> list[Text]:
+    """``pre-checks: <overallCompatibility>``, then the checks that are not compatible (indented
+    by two) — from a pre-check report's dict form (``PrecheckReport.to_dict()``)."""
     if not isinstance(precheck, dict):
-        return
+        return []
     overall = str(precheck.get("overallCompatibility", "unknown"))
-    line = Text("        pre-checks: ")
-    line.append(overall, style=_COMPATIBILITY_STYLES.get(overall, ""))
-    console.print(line)
+    line = Text("pre-checks: ")
+    line.append(overall, style=COMPATIBILITY_STYLES.get(overall, ""))
+    lines = [line]
     for check in precheck.get("compatibilityChecks") or []:
         status = str(check.get("status"))
         if status != "compatible":
-            text = f"          {status}: {check.get('name')}: {check.get('message')}"
-            console.print(Text(text, style=_COMPATIBILITY_STYLES.get(status, "")))
+            text = f"  {status}: {check.get('name')}: {check.get('message')}"
+            lines.append(Text(text, style=COMPATIBILITY_STYLES.get(status, "")))
+    return lines
 
 
 def plan_to_json(plan: Plan) -> str:
