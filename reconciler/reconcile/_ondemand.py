@@ -50,12 +50,14 @@ __all__ = [
     "POLICIES",
     "BackupOutcome",
     "RestoreOutcome",
+    "RestorePrecheck",
     "RetentionResult",
     "SnapshotInfo",
     "apply_retention",
     "backup_job",
     "expired_snapshots",
     "list_snapshots",
+    "precheck_restore",
     "restore_snapshot",
 ]
 
@@ -92,6 +94,26 @@ class RestoreOutcome:
     @property
     def ok(self) -> bool:
         return self.outcomes.get("failed", 0) == 0
+
+
+@dataclass(frozen=True)
+class RestorePrecheck:
+    """The pre-check report of a restore that has not run (``precheck_restore``)."""
+
+    snapshot_id: str
+    job: str
+    repository: str
+    cluster: str
+    namespace: str
+    policy: str
+    pre_check_flag: str
+    """The flag the restore would run with (``ignorePrechecks`` when asked to ignore them)."""
+    report: PrecheckReport
+
+    @property
+    def would_stop(self) -> bool:
+        """True when ``restore_snapshot`` with the same arguments would stop at the pre-checks."""
+        return self.report.overall == "not_compatible" and self.pre_check_flag == "stopOnPrecheck"
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -390,6 +412,90 @@ def _restore_spec(
     )
 
 
+def _checked_restore_arguments(
+    workspace: Workspace,
+    snapshot_id: str,
+    *,
+    cluster: str | None,
+    to_namespace: str | None,
+    policy: str | None,
+) -> Inventory:
+    """Validate a restore's arguments; returns the loaded inventory."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise KubeferryError(f"invalid snapshot id {snapshot_id!r}")
+    if to_namespace is not None and not _DNS_LABEL.fullmatch(to_namespace):
+        raise KubeferryError(
+            f"--to-namespace {to_namespace!r}: not a valid namespace name "
+            "(lowercase letters, digits and '-', at most 63)"
+        )
+    if policy is not None and policy not in POLICIES:
+        raise KubeferryError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
+    inventory = workspace.load_inventory()
+    if cluster is not None and cluster not in inventory.clusters:
+        known = ", ".join(sorted(inventory.clusters)) or "none"
+        raise KubeferryError(
+            f"no Cluster {cluster!r} in the inventory {inventory.path}", hint=f"clusters: {known}"
+        )
+    return inventory
+
+
+def precheck_restore(
+    workspace: Workspace,
+    snapshot_id: str,
+    *,
+    cluster: str | None = None,
+    to_namespace: str | None = None,
+    policy: ExistingResourcePolicy | None = None,
+    ignore_prechecks: bool = False,
+    engine: ObjectReplicator | None = None,
+) -> RestorePrecheck:
+    """The pre-checks ``restore_snapshot`` with the same arguments would run, without restoring.
+
+    Reads the snapshot's requirements and the destination cluster; writes nothing to the
+    clusters or the repository and takes no lock (the ledger is only read, created empty
+    when there is none, as ``make_plan`` does). ``would_stop`` says whether the restore would
+    stop at them.
+    """
+    inventory = _checked_restore_arguments(
+        workspace, snapshot_id, cluster=cluster, to_namespace=to_namespace, policy=policy
+    )
+    engine = engine or default_engine()
+    ledger = open_ledger(workspace)
+    connections = Connections(inventory)
+    try:
+        runner = ActionRunner(inventory, connections, ledger, engine, EventBus(), {}, mover=None)
+        with _one_line_errors(f"pre-checks of snapshot {snapshot_id}"):
+            repository, info = _find_snapshot(runner, snapshot_id)
+            spec = _restore_spec(
+                runner,
+                info,
+                cluster=cluster,
+                to_namespace=to_namespace,
+                policy=policy,
+                ignore_prechecks=ignore_prechecks,
+            )
+            stored = connections.repository(repository)
+            requirements = engine.snapshot_requirements(stored, snapshot_id)
+            report = engine.precheck(
+                connections.client(spec.destination_cluster), spec, requirements
+            )
+    except LedgerError as error:
+        raise KubeferryError(f"ledger {workspace.ledger_path}: {error}") from None
+    finally:
+        connections.close()
+        ledger.close()
+    return RestorePrecheck(
+        snapshot_id=snapshot_id,
+        job=info.job,
+        repository=repository,
+        cluster=spec.destination_cluster,
+        namespace=spec.target_namespace,
+        policy=spec.existing_resource_policy,
+        pre_check_flag=spec.pre_check_flag,
+        report=report,
+    )
+
+
 def restore_snapshot(
     workspace: Workspace,
     snapshot_id: str,
@@ -411,21 +517,9 @@ def restore_snapshot(
     the destination not_compatible, unless ``ignore_prechecks`` or the job's preCheckFlag is
     ignorePrechecks. The run, its pre-check report and outcomes go to the ledger.
     """
-    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
-        raise KubeferryError(f"invalid snapshot id {snapshot_id!r}")
-    if to_namespace is not None and not _DNS_LABEL.fullmatch(to_namespace):
-        raise KubeferryError(
-            f"--to-namespace {to_namespace!r}: not a valid namespace name "
-            "(lowercase letters, digits and '-', at most 63)"
-        )
-    if policy is not None and policy not in POLICIES:
-        raise KubeferryError(f"--policy {policy!r}: use one of {', '.join(POLICIES)}")
-    inventory = workspace.load_inventory()
-    if cluster is not None and cluster not in inventory.clusters:
-        known = ", ".join(sorted(inventory.clusters)) or "none"
-        raise KubeferryError(
-            f"no Cluster {cluster!r} in the inventory {inventory.path}", hint=f"clusters: {known}"
-        )
+    inventory = _checked_restore_arguments(
+        workspace, snapshot_id, cluster=cluster, to_namespace=to_namespace, policy=policy
+    )
     cancellation = cancellation or Cancellation()
     with (
         _locked_runner(
