@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reconciler._events import Event, EventBus, ItemDone, Progress
 from reconciler._paths import resolve_inventory_path, resolve_ledger_path
-from reconciler.apply import ApplyResult, execute_actions
+from reconciler.apply import ApplyResult, Cancellation, execute_actions
 from reconciler.engines import ObjectEngine, ObjectReplicator, VolumeMover
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, load_inventory
@@ -189,11 +189,14 @@ def apply(
     operation: str = "apply",
     on_plan: Callable[[Plan], None] | None = None,
     mover: VolumeMover | None = None,
+    cancellation: Cancellation | None = None,
 ) -> tuple[Plan, ApplyResult | None]:
     """Plan (or take a saved plan) and execute it under the ledger lock.
 
     Returns the plan and the result; the result is None when there was nothing to do or the
     confirmation was declined. ``mover`` copies volume data (default: the host-path mover).
+    ``cancellation`` lets a caller on another thread (the TUI) stop the run cooperatively:
+    ``cancellation.cancel()`` ends it as Interrupted, as SIGINT does for the CLI.
     """
     bus = bus or EventBus()
     engine = engine or default_engine()
@@ -224,7 +227,13 @@ def apply(
                 mover=mover or default_mover(),
             )
             try:
-                result = execute_actions(plan.actions, runner, bus=bus, parallelism=parallelism)
+                result = execute_actions(
+                    plan.actions,
+                    runner,
+                    bus=bus,
+                    parallelism=parallelism,
+                    cancellation=cancellation,
+                )
             finally:
                 unsubscribe()
                 connections.close()
