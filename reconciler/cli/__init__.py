@@ -38,6 +38,7 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("reconciler.cli._snapshots", "commands"),
     "snapshots": ("reconciler.cli._snapshots", "commands"),
     "restore": ("reconciler.cli._snapshots", "commands"),
+    "drill": ("reconciler.cli._drill", "commands"),
 }
 _GROUP_HELP = {
     "ledger": "Inspect the ledger: status, history, locks.",

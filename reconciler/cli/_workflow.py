@@ -206,7 +206,8 @@ def register(root: typer.Typer) -> None:
         """Headless refresh + plan + apply of what is due; safe to run from cron every minute.
 
         Exit codes: 0 converged (all due work done, or nothing due), 1 an error or a
-        failed/blocked action, 3 skipped because another run holds the lock (no overlap).
+        failed/blocked action, 3 skipped because another run holds the lock (no overlap),
+        4 a DR drill (drillFrequency) failed while everything else succeeded.
         """
         workspace = Workspace.resolve(file, ledger)
         console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -235,8 +236,34 @@ def register(root: typer.Typer) -> None:
         if json_logs:
             _json_logger_line("finished", result.summary() if result else plan.summary())
             code = 0 if (result is None or result.ok) and not plan.problems else 1
-            raise typer.Exit(code)
-        raise typer.Exit(_finish(console, plan, result))
+        else:
+            code = _finish(console, plan, result)
+        if code in (0, 1):
+            code = _drills(workspace, bus, console, json_logs, lock_timeout, code)
+        raise typer.Exit(code)
+
+
+def _drills(
+    workspace: Workspace,
+    bus: EventBus,
+    console: Console,
+    json_logs: bool,
+    lock_timeout: float,
+    code: int,
+) -> int:
+    """Run the due DR drills after reconcile's apply; 4 when one failed and code was 0."""
+    from reconciler.cli._drill import print_scheduled, scheduled_json
+    from reconciler.reconcile import DRILL_FAILED_EXIT_CODE, run_due_drills
+
+    drills = run_due_drills(workspace, bus=bus, lock_timeout=lock_timeout)
+    if json_logs:
+        for line in scheduled_json(drills):
+            print(json.dumps(line), flush=True)  # noqa: T201 - the log stream
+    else:
+        print_scheduled(console, drills)
+    if code == 0 and any(not done.passed for done in drills):
+        return DRILL_FAILED_EXIT_CODE
+    return code
 
 
 def _json_logger_line(event: str, message: str) -> None:

@@ -303,6 +303,29 @@ class Onboard(_Model):
     """The ApplicationSlice the replicated namespace joins."""
 
 
+class EnvUrl(_Model):
+    var: EnvVarName
+    """Name of the environment variable holding the URL."""
+
+
+class UrlFrom(_Model):
+    """Exactly one of env or file. Never the URL itself (it may carry a token)."""
+
+    env: EnvUrl | None = None
+    file: FileReference | None = None
+    """A file holding the URL (surrounding whitespace ignored)."""
+
+
+class Webhook(_Model):
+    url_from: UrlFrom
+    """Where the webhook URL comes from."""
+
+
+class Notify(_Model):
+    webhook: Webhook
+    """POST a short JSON summary here when a DR drill of the job fails."""
+
+
 class ReplicationJobSpec(_Model):
     replication_slice_name: DnsLabel
     namespace: DnsLabel
@@ -329,6 +352,10 @@ class ReplicationJobSpec(_Model):
     restore_frequency: Cron | None = None
     """When to restore at the destination (cron); absent: right after each backup."""
     retention: Retention | None = None
+    drill_frequency: Cron | None = None
+    """When `kubeferry reconcile` runs a DR drill of the job (cron); absent: only on demand."""
+    notify: Notify | None = None
+    """Who is told when a DR drill fails."""
     pre_check_flag: Literal["ignorePrechecks", "stopOnPrecheck"] = "stopOnPrecheck"
     """Whether a failed pre-check stops the job."""
     deletion_policy: Literal["Retain", "Delete"] = "Retain"

@@ -131,6 +131,10 @@ def _job_rules(job: ReplicationJob) -> Iterator[Finding]:
         retention.keep_last is None and retention.keep_daily is None and retention.ttl is None
     ):
         yield ("spec", "retention"), "expected at least one of keepLast, keepDaily or ttl"
+    if spec.notify is not None:
+        yield from _exactly_one(
+            spec.notify.webhook.url_from, ("spec", "notify", "webhook", "urlFrom")
+        )
     both = sorted(set(spec.resources_to_include) & set(spec.resources_to_exclude))
     for resource in both:
         index = spec.resources_to_exclude.index(resource)

@@ -2,6 +2,16 @@
 
 from reconciler.apply import Cancellation
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._drill import (
+    DRILL_FAILED_EXIT_CODE,
+    DrillOptions,
+    DrillReport,
+    ScheduledDrill,
+    render_markdown,
+    run_drill,
+    run_due_drills,
+    write_report,
+)
 from reconciler.reconcile._ondemand import (
     POLICIES,
     BackupOutcome,
@@ -67,6 +77,7 @@ from reconciler.reconcile._session import (
 )
 
 __all__ = [
+    "DRILL_FAILED_EXIT_CODE",
     "HEALTH_VALUES",
     "POLICIES",
     "REQUIRED_PERMISSIONS",
@@ -76,6 +87,8 @@ __all__ = [
     "ClusterRow",
     "Connections",
     "Description",
+    "DrillOptions",
+    "DrillReport",
     "EventRow",
     "Health",
     "IssueRow",
@@ -93,6 +106,7 @@ __all__ = [
     "RetentionResult",
     "RunDetail",
     "RunRow",
+    "ScheduledDrill",
     "SnapshotInfo",
     "StalePlanError",
     "Sync",
@@ -116,6 +130,7 @@ __all__ = [
     "make_plan",
     "precheck_restore",
     "refresh",
+    "render_markdown",
     "repo_check",
     "repo_init",
     "repo_key_add",
@@ -125,4 +140,7 @@ __all__ = [
     "repo_stats",
     "restore_snapshot",
     "run_detail",
+    "run_drill",
+    "run_due_drills",
+    "write_report",
 ]

@@ -529,6 +529,22 @@ class ActionRunner:
             "existingResourcePolicy": spec.existing_resource_policy,
             "preCheckFlag": spec.pre_check_flag,
         }
+        restore = self.restore_work(destination, stored, spec, snapshot_id)
+        return self._run(
+            RunKind.RESTORE,
+            name,
+            address or f"ReplicationJob/{name}",
+            cancellation,
+            restore,
+            snapshot_id=snapshot_id,
+            details=details,
+        )
+
+    def restore_work(
+        self, destination: KubeClient, stored: Repository, spec: JobSpec, snapshot_id: str
+    ) -> Callable[[_RunReporter, int], RestoreResult]:
+        """The work of one restore run (objects, and the volume data after the claims), for
+        ``_run``: shared by restores and DR drills."""
 
         def restore(reporter: _RunReporter, run_id: int) -> RestoreResult:
             mover = self.mover
@@ -564,15 +580,7 @@ class ActionRunner:
             volumes()
             return result
 
-        return self._run(
-            RunKind.RESTORE,
-            name,
-            address or f"ReplicationJob/{name}",
-            cancellation,
-            restore,
-            snapshot_id=snapshot_id,
-            details=details,
-        )
+        return restore
 
     def _replicate(self, action: Action, cancellation: Cancellation) -> str:
         spec = self.job_spec(action.name)

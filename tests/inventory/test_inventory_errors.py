@@ -561,7 +561,7 @@ CASES: list[tuple[str, str, list[str]]] = [
                 "replicationSliceName, namespace, targetNamespace, resourcesToInclude, "
                 "resourcesToExclude, labelSelector, k8sObjectsOnly, pvDataOnly, quiesce, "
                 "storageClassMapping, existingResourcePolicy, backupFrequency, restoreFrequency, "
-                "retention, preCheckFlag, deletionPolicy, onboard"
+                "retention, drillFrequency, notify, preCheckFlag, deletionPolicy, onboard"
             ),
         ],
     ),
