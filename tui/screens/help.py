@@ -26,9 +26,9 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("r", "reload (inventory and ledger; no network)"),
 )
 SAFETY: tuple[str, ...] = (
-    "apply, restore with recreate, deleting snapshots and unlocking always ask",
-    "first (type the cluster name for protected clusters); none is bound to",
-    "ctrl+d or ctrl+k. With --read-only they are hidden and refused.",
+    "apply, restore and cancel always ask first; touching a protected cluster",
+    "needs the word typed (apply, restore), so does policy recreate. None is",
+    "bound to ctrl+d or ctrl+k. With --read-only they are hidden and refused.",
 )
 STATUS: tuple[str, ...] = (
     "Sync     Synced | OutOfSync: never applied, spec changed, backup due,",
