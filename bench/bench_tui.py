@@ -15,7 +15,7 @@ Measured, in this order:
   first frame, cold, app only a fresh interpreter that imports ``tui.app`` and does the
                               same; wall time from spawn to the first painted frame.
   first frame, cold, via CLI  the same, after importing what ``kubeferry tui`` imports
-                              first (``reconciler.cli``, ``Workspace.resolve``).
+                              first (``reconciler.cli`` and its plugins, ``Workspace.resolve``).
   data on screen              from the first frame until the jobs table shows all N jobs
                               (the worker parses the inventory and reads the ledger; the
                               read model's inventory cache is emptied first).
@@ -199,8 +199,9 @@ workspace = Workspace(Path(sys.argv[1]), Path(sys.argv[2]))
 COLD_CLI = """
 import sys, asyncio
 from pathlib import Path
-import reconciler.cli  # what the `kubeferry` console script imports before any command
-from reconciler.reconcile import Workspace
+import reconciler.cli  # what the `kubeferry` console script imports before any command,
+reconciler.cli._load_plugins()  # then the plugins (the tui command)
+from reconciler.workspace import Workspace  # and what `kubeferry tui` itself imports
 from tui.app import KubeferryApp
 workspace = Workspace.resolve(Path(sys.argv[1]), Path(sys.argv[2]))
 """

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         poll_interval: float = _POLL_OPTION,
     ) -> None:
         """Terminal UI: overview, plan, apply, runs, history, snapshots (k9s-style keys)."""
-        from reconciler.reconcile import Workspace
+        from reconciler.workspace import Workspace
         from tui.app import KubeferryApp
 
         workspace = Workspace.resolve(file, ledger)

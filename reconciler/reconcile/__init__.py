@@ -68,13 +68,13 @@ from reconciler.reconcile._repo import (
 from reconciler.reconcile._session import (
     LockBusyError,
     StalePlanError,
-    Workspace,
     apply,
     check_saved_plan,
     default_engine,
     ledger_lock,
     make_plan,
 )
+from reconciler.workspace import Workspace
 
 __all__ = [
     "DRILL_FAILED_EXIT_CODE",

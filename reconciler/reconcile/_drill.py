@@ -66,7 +66,7 @@ from reconciler.reconcile._ondemand import (
     _one_line_errors,
     _require_job,
 )
-from reconciler.reconcile._session import LockBusyError, Workspace
+from reconciler.reconcile._session import LockBusyError
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import Repository, RepositoryError
 from reconciler.volumes import (
@@ -77,6 +77,7 @@ from reconciler.volumes import (
     claim_volume_dir,
     read_volume_set,
 )
+from reconciler.workspace import Workspace
 from state import Ledger, LedgerError, LedgerNotFoundError, RunKind
 
 log = logging.getLogger("kubeferry.drill")

@@ -32,7 +32,6 @@ from reconciler.reconcile._actions import (
 )
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._session import (
-    Workspace,
     _ledger_event_sink,
     default_engine,
     ledger_lock,
@@ -40,6 +39,7 @@ from reconciler.reconcile._session import (
 )
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import Repository
+from reconciler.workspace import Workspace
 from state import Ledger, LedgerError, LedgerNotFoundError, RunPhase, Snapshot
 
 POLICIES: tuple[ExistingResourcePolicy, ...] = ("none", "update", "recreate")

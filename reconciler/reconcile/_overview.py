@@ -60,8 +60,8 @@ from reconciler.inventory import (
     load_inventory,
 )
 from reconciler.plan import DesiredJob, next_due
-from reconciler.reconcile._session import Workspace
 from reconciler.reconcile._views import desired_job
+from reconciler.workspace import Workspace
 from state import Cluster as ClusterRecord
 from state import (
     Event,

@@ -23,7 +23,6 @@ from reconciler.inventory import Inventory
 from reconciler.reconcile._actions import RetentionResult, describe_retention, expired_snapshots
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._ondemand import _locked_runner, list_snapshots
-from reconciler.reconcile._session import Workspace
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import (
     KeyFile,
@@ -35,6 +34,7 @@ from reconciler.repository import (
     remove_key,
 )
 from reconciler.volumes import PruneStats, StoreStats, VolumeManifest, VolumeStore
+from reconciler.workspace import Workspace
 
 __all__ = [
     "KeyInfo",

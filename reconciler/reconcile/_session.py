@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler._events import Event, EventBus, ItemDone, Progress
-from reconciler._paths import resolve_inventory_path, resolve_ledger_path
 from reconciler.apply import ApplyResult, Cancellation, execute_actions
 from reconciler.engines import ObjectEngine, ObjectReplicator, VolumeMover
 from reconciler.errors import KubeferryError
-from reconciler.inventory import Inventory, load_inventory
+from reconciler.inventory import Inventory
 from reconciler.plan import Plan, RecordedState, compute_plan
 from reconciler.reconcile._actions import ActionRunner, default_mover
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._refresh import observed_summary, refresh
 from reconciler.reconcile._views import desired_state, recorded_state
+from reconciler.workspace import Workspace
 from state import (
     EventLevel,
     Ledger,
@@ -36,22 +35,6 @@ class LockBusyError(KubeferryError):
 
 class StalePlanError(KubeferryError):
     """A saved plan no longer matches the ledger or the inventory."""
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """Where the inventory and the ledger live."""
-
-    inventory_path: Path
-    ledger_path: Path
-
-    @classmethod
-    def resolve(cls, inventory: Path | None = None, ledger: Path | None = None) -> Workspace:
-        inventory_path = resolve_inventory_path(inventory)
-        return cls(inventory_path, resolve_ledger_path(ledger, inventory_path))
-
-    def load_inventory(self) -> Inventory:
-        return load_inventory(self.inventory_path)
 
 
 def default_engine() -> ObjectReplicator:

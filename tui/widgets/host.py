@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from textual.dom import DOMNode
 
-from reconciler.reconcile import Workspace
+from reconciler.workspace import Workspace
 
 
 def workspace_of(node: DOMNode) -> Workspace:
