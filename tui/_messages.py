@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:  # imported by the workers, after the first frame
-    from reconciler.reconcile import Description, Overview
+    from reconciler.reconcile import Description, LockView, Overview
 
 
 class OverviewLoaded(Message):
@@ -29,6 +29,14 @@ class OverviewFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class LockChanged(Message):
+    """The ledger lock was taken, released or went stale (None: the ledger is not locked)."""
+
+    def __init__(self, lock: LockView | None) -> None:
+        super().__init__()
+        self.lock = lock
 
 
 class LedgerChanged(Message, bubble=False):
@@ -54,4 +62,22 @@ class DescriptionFailed(Message):
     def __init__(self, address: str, error: str) -> None:
         super().__init__()
         self.address = address
+        self.error = error
+
+
+class UnlockAsked(Message):
+    """``:unlock``: the lock as it is now (None: not locked), read just before asking."""
+
+    def __init__(self, lock: LockView | None, error: str | None = None) -> None:
+        super().__init__()
+        self.lock = lock
+        self.error = error
+
+
+class UnlockDone(Message):
+    """The ledger lock was released (``released``) or could not be (``error``)."""
+
+    def __init__(self, released: LockView | None, error: str | None = None) -> None:
+        super().__init__()
+        self.released = released
         self.error = error

@@ -7,9 +7,14 @@ shows up live. Screens get ``OverviewLoaded`` (the overview screen) and ``Ledger
 (every screen on the stack) messages; the UI thread never touches the ledger itself.
 
 Navigation: ``:`` opens the command line (``:clusters :jobs :repos :snapshots :history
-:plan :runs :help :q``), ctrl+p the command palette with the same commands, ``?`` help,
-Esc goes back, ``q`` quits, ``d`` describes the selected row. Screens of other modules are
-imported when first opened, so the app starts fast and runs without them.
+:plan :runs :unlock :help :q``), ctrl+p the command palette with the same commands, ``?``
+help, Esc goes back, ``q`` quits, ``d`` describes the selected row. Screens of other modules
+are imported when first opened, so the app starts fast and runs without them.
+
+The same workers read who holds the ledger lock (``ledger_lock_status``) and post
+``LockChanged`` when that changes; the overview shows the holder. ``:unlock`` reads the
+lock again, says whether its holder is alive and asks for the word ``unlock`` typed before
+``unlock_ledger`` releases it (hidden and refused with ``--read-only``).
 
 For other screens: ``app.read_only`` (hide and refuse destructive actions),
 ``app.workspace``, ``app.overview`` (latest read model or None), ``app.open_view(name, ...)``,
@@ -32,16 +37,25 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.worker import get_current_worker
 
-from tui._messages import LedgerChanged, OverviewFailed, OverviewLoaded
+from tui import _format
+from tui._messages import (
+    LedgerChanged,
+    LockChanged,
+    OverviewFailed,
+    OverviewLoaded,
+    UnlockAsked,
+    UnlockDone,
+)
 from tui.screens.describe import DescribeScreen
 from tui.screens.help import HelpScreen
 from tui.screens.overview import OverviewScreen
 from tui.widgets.banner import Banner
 from tui.widgets.command_line import CommandLineScreen
+from tui.widgets.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     # reconciler.reconcile costs ~0.8 s to import: the workers import it, after the first frame
-    from reconciler.reconcile import Overview, Workspace
+    from reconciler.reconcile import LockView, Overview, Workspace
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,9 @@ COMMANDS: tuple[ViewCommand, ...] = (
     ViewCommand("plan", "refresh and plan; apply with confirmation"),
     ViewCommand("runs", "live progress of a run", "[RUN_ID]"),
     ViewCommand("history", "runs and events from the ledger"),
-    ViewCommand("snapshots", "snapshots in the repositories; restore", "[JOB]"),
+    ViewCommand("snapshots", "snapshots in the repositories; restore, delete", "[JOB]"),
     ViewCommand("describe", "describe an object, e.g. job/web", "KIND/NAME"),
+    ViewCommand("unlock", "release the ledger lock (asks first)"),
     ViewCommand("help", "keys and commands"),
     ViewCommand("q", "quit"),
 )
@@ -86,6 +101,8 @@ _LAZY_SCREENS: dict[str, tuple[str, str]] = {
     "snapshots": ("tui.screens.snapshots", "SnapshotsScreen"),
 }
 _OVERVIEW_SECTIONS = {"clusters": "clusters", "jobs": "jobs", "repos": "repositories"}
+# commands that change something: hidden and refused with --read-only
+DESTRUCTIVE_COMMANDS = frozenset({"unlock"})
 
 
 def _system_now() -> datetime:
@@ -121,6 +138,8 @@ class KubeferryApp(App[None]):
         self.overview: Overview | None = None
         self.protected_clusters: tuple[str, ...] = ()
         self._seen: tuple[int, str] | None = None
+        self.lock: LockView | None = None
+        """Who holds the ledger lock, as last read (None: free)."""
 
     # -- the banner ----------------------------------------------------------------------
 
@@ -176,6 +195,7 @@ class KubeferryApp(App[None]):
             return
         if not get_current_worker().is_cancelled:  # a newer reload started: it has newer data
             self.post_message(OverviewLoaded(overview))
+        self._read_lock()
 
     def _poll(self) -> None:
         self._check_ledger()
@@ -188,6 +208,24 @@ class KubeferryApp(App[None]):
         if self._seen is not None and stamp != self._seen:
             self.post_message(LedgerChanged(stamp[0]))
         self._seen = stamp
+        self._read_lock()  # taking the lock does not move the serial: look at it each poll
+
+    def _read_lock(self) -> None:
+        """(In a worker) post LockChanged when the lock's holder differs from the one shown."""
+        from reconciler.reconcile import ledger_lock_status
+
+        try:
+            lock = ledger_lock_status(self.workspace)
+        except Exception:  # noqa: BLE001 - the overview reports an unreadable ledger
+            return
+        if lock != self.lock:
+            self.post_message(LockChanged(lock))
+
+    def on_lock_changed(self, message: LockChanged) -> None:
+        self.lock = message.lock
+        for screen in self.screen_stack:
+            if isinstance(screen, OverviewScreen):
+                screen.show_lock(message.lock)
 
     def on_overview_loaded(self, message: OverviewLoaded) -> None:
         overview = message.overview
@@ -231,7 +269,15 @@ class KubeferryApp(App[None]):
             self.run_command(text)
 
     def command_words(self) -> list[str]:
-        return [command.name for command in COMMANDS]
+        return [command.name for command in self.available_commands()]
+
+    def available_commands(self) -> list[ViewCommand]:
+        """COMMANDS, without the destructive ones in read-only mode."""
+        return [
+            command
+            for command in COMMANDS
+            if not (self.read_only and command.name in DESTRUCTIVE_COMMANDS)
+        ]
 
     def run_command(self, text: str) -> bool:
         """Run one `:` command (leading ':' optional); False (and a notice) when unknown."""
@@ -251,6 +297,8 @@ class KubeferryApp(App[None]):
                 self.notify("describe needs KIND/NAME, e.g. ReplicationJob/web", severity="warning")
                 return False
             self.describe(argument)
+        elif name == "unlock":
+            return self.request_unlock()
         elif name in _LAZY_SCREENS:
             return self.open_view(name, argument)
         else:
@@ -290,16 +338,102 @@ class KubeferryApp(App[None]):
             self.push_screen(screen)
         return True
 
+    # -- unlock ----------------------------------------------------------------------------
+
+    def request_unlock(self) -> bool:
+        """``:unlock``: read the lock, then ask (typing ``unlock``) before releasing it."""
+        if self.read_only:
+            self.notify("read-only: unlock is disabled", severity="warning")
+            return False
+        self._ask_unlock()
+        return True
+
+    @work(thread=True, exclusive=True, group="unlock", exit_on_error=False)
+    def _ask_unlock(self) -> None:
+        from reconciler.reconcile import ledger_lock_status
+
+        try:
+            lock = ledger_lock_status(self.workspace)
+        except Exception as error:  # noqa: BLE001 - shown to the user
+            self.post_message(UnlockAsked(None, f"{type(error).__name__}: {error}"))
+            return
+        self.post_message(UnlockAsked(lock))
+
+    def on_unlock_asked(self, message: UnlockAsked) -> None:
+        if message.error is not None:
+            self.notify(message.error, title="Cannot read the lock", severity="error")
+            return
+        lock = message.lock
+        if lock != self.lock:
+            self.post_message(LockChanged(lock))
+        if lock is None:
+            self.notify("the ledger is not locked: nothing to unlock")
+            return
+        if self.read_only:  # cannot happen through request_unlock; never ask in read-only
+            return
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed and not self.read_only:
+                self._unlock(lock.lock_id)
+
+        body = unlock_body(lock, self.now())
+        self.push_screen(ConfirmScreen("Release the ledger lock?", body, "unlock"), answered)
+
+    @work(thread=True, exclusive=True, group="unlock", exit_on_error=False)
+    def _unlock(self, lock_id: str) -> None:
+        from reconciler.errors import KubeferryError
+        from reconciler.reconcile import unlock_ledger
+
+        try:
+            released = unlock_ledger(self.workspace, lock_id)
+        except KubeferryError as error:
+            self.post_message(UnlockDone(None, str(error)))
+            return
+        except Exception as error:  # noqa: BLE001 - shown to the user
+            self.post_message(UnlockDone(None, f"{type(error).__name__}: {error}"))
+            return
+        self.post_message(UnlockDone(released))
+
+    def on_unlock_done(self, message: UnlockDone) -> None:
+        if message.released is None:
+            self.notify(message.error or "unlock failed", title="Unlock", severity="error")
+        else:
+            self.notify(f"Released lock {message.released.lock_id} of {message.released.holder}")
+        self.reload_overview()  # reads the lock again too
+
     # -- command palette -----------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        for command in COMMANDS:
+        for command in self.available_commands():
             if command.argument and not command.argument.startswith("["):
                 continue  # needs an argument: only from the `:` command line
             yield SystemCommand(
                 f":{command.name}", command.help, partial(self.run_command, command.name)
             )
         yield from super().get_system_commands(screen)
+
+
+def unlock_body(lock: LockView, now: datetime) -> str:
+    """What ``:unlock`` says before asking: the holder, and whether it is alive."""
+    age = _format.duration(lock.age_seconds(now))
+    lines = [f"Lock {lock.lock_id}", f"held by {lock.holder}, for {age}.", ""]
+    running = f"Unlocking a live holder's lock may break a running {lock.operation}"
+    if lock.stale:
+        lines.append(
+            f"The holder is gone: pid {lock.pid} no longer runs on this host (stale lock). "
+            "Releasing it is safe if nothing else uses this ledger."
+        )
+    elif lock.on_this_host:
+        lines.append(
+            f"The holder is ALIVE: pid {lock.pid} still runs on this host. {running}: "
+            "another run could start beside it on the same clusters and ledger."
+        )
+    else:
+        lines.append(
+            f"The holder runs on another host ({lock.host}): whether it is alive cannot be "
+            f"told from here. {running} there."
+        )
+    return "\n".join(lines)
 
 
 def _view_arguments(name: str, argument: str | None) -> dict[str, Any]:

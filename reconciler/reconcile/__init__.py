@@ -1,6 +1,13 @@
 """The Terraform-style workflow: refresh, plan, apply, reconcile."""
 
 from reconciler.apply import Cancellation
+from reconciler.reconcile._admin import (
+    DeletedSnapshot,
+    LockView,
+    delete_snapshot,
+    ledger_lock_status,
+    unlock_ledger,
+)
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._drill import (
     DRILL_FAILED_EXIT_CODE,
@@ -86,6 +93,7 @@ __all__ = [
     "Cancellation",
     "ClusterRow",
     "Connections",
+    "DeletedSnapshot",
     "Description",
     "DrillOptions",
     "DrillReport",
@@ -95,6 +103,7 @@ __all__ = [
     "JobRow",
     "KeyInfo",
     "LockBusyError",
+    "LockView",
     "Overview",
     "RepoCheck",
     "RepoInit",
@@ -116,6 +125,7 @@ __all__ = [
     "backup_job",
     "check_saved_plan",
     "default_engine",
+    "delete_snapshot",
     "describe",
     "events_since",
     "expired_snapshots",
@@ -123,6 +133,7 @@ __all__ = [
     "job_health",
     "job_sync",
     "ledger_lock",
+    "ledger_lock_status",
     "ledger_serial",
     "list_runs",
     "list_snapshots",
@@ -142,5 +153,6 @@ __all__ = [
     "run_detail",
     "run_drill",
     "run_due_drills",
+    "unlock_ledger",
     "write_report",
 ]

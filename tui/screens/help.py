@@ -20,15 +20,18 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("q", "quit"),
     ("/", "filter the jobs (name, namespace, cluster, sync, health)"),
     ("1 2 3", "overview: jobs, clusters, repositories"),
-    ("d, Enter", "describe the selected row (spec, observed state, runs)"),
+    ("d, Enter", "describe the selected row (history, snapshots: d)"),
     ("j k, arrows", "move; PgUp/PgDn, g/G first/last; left/right scroll"),
     ("p h s", "plan, history, snapshots of the selected job"),
     ("r", "reload (inventory and ledger; no network)"),
+    ("x", "snapshots: delete the selected snapshot (type delete)"),
 )
 SAFETY: tuple[str, ...] = (
     "apply, restore and cancel always ask first; touching a protected cluster",
-    "needs the word typed (apply, restore), so does policy recreate. None is",
-    "bound to ctrl+d or ctrl+k. With --read-only they are hidden and refused.",
+    "needs the word typed (apply, restore), so does policy recreate. Deleting",
+    "a snapshot needs delete typed, :unlock needs unlock (it says whether the",
+    "holder is alive). None is bound to ctrl+d or ctrl+k. With --read-only",
+    "they are hidden and refused.",
 )
 STATUS: tuple[str, ...] = (
     "Sync     Synced | OutOfSync: never applied, spec changed, backup due,",

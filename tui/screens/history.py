@@ -3,7 +3,8 @@
 The ledger is read in thread workers (``list_runs``, ``run_detail``); the list reloads when
 a filter changes (debounced) and when the ledger serial moves, so runs of a cron
 ``reconcile`` appear while the screen is open. Enter opens ``RunDetailScreen``: the run, its
-per-item warnings and errors, its events and recorded details (pre-checks, outcomes).
+per-item warnings and errors, its events and recorded details (pre-checks, outcomes). ``d``
+describes the selected run's job.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class HistoryScreen(Screen[None]):
     BINDINGS = [
         Binding("/", "focus_filter", "Filter"),
         Binding("enter", "open_run", "Open run", show=False),
+        Binding("d", "describe", "Describe job"),
         Binding("f", "follow", "Follow run"),
         Binding("escape", "back", "Back"),
     ]
@@ -203,7 +205,9 @@ class HistoryScreen(Screen[None]):
         active = [f for f, v in self.filters.items() if v]
         where = f" matching {', '.join(active)}" if active else ""
         more = f" (newest {self.LIMIT})" if len(message.runs) >= self.LIMIT else ""
-        status.update(f"{len(message.runs)} run(s){where}{more}  enter: details  f: follow")
+        status.update(
+            f"{len(message.runs)} run(s){where}{more}  enter: details  f: follow  d: describe"
+        )
 
     @on(LedgerChanged)
     def _ledger_changed(self) -> None:
@@ -243,6 +247,16 @@ class HistoryScreen(Screen[None]):
         run_id = self.selected_run_id
         if run_id is not None:
             self.app.push_screen(RunScreen(run_id=run_id))
+
+    def action_describe(self) -> None:
+        """``d``: describe the selected run's job (spec, observed state, its runs)."""
+        run_id = self.selected_run_id
+        run = next((r for r in self.runs if r.id == run_id), None)
+        describe = getattr(self.app, "describe", None)
+        if run is None or describe is None:
+            self.notify("no run selected", severity="warning")
+            return
+        describe(f"ReplicationJob/{run.job}")
 
     def action_focus_filter(self) -> None:
         self.query_one("#history-job", Input).focus()

@@ -3,7 +3,9 @@
 The app loads the read model in a worker and calls ``show_overview``; this screen only
 turns rows into text. ``/`` filters the jobs by substring over name, namespaces, clusters,
 Sync and Health; the filter is a list comprehension over precomputed haystacks and the
-table draws only visible lines, so a keystroke stays fast at 5,000 jobs.
+table draws only visible lines, so a keystroke stays fast at 5,000 jobs. When the ledger
+lock is held, a line under the summary names its holder, its age and whether it is stale,
+and points at ``:unlock`` (not in read-only mode).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tui.widgets.banner import Banner
 from tui.widgets.table import CellStyler, Column, VirtualTable
 
 if TYPE_CHECKING:
-    from reconciler.reconcile import ClusterRow, JobRow, Overview, RepositoryRow
+    from reconciler.reconcile import ClusterRow, JobRow, LockView, Overview, RepositoryRow
     from tui.app import KubeferryApp
 
 JOB_COLUMNS = (
@@ -126,6 +128,20 @@ def job_cells(job: JobRow, now: datetime) -> tuple[str, ...]:
     )
 
 
+def lock_line(lock: LockView, now: datetime, *, read_only: bool) -> str:
+    """One line for a held ledger lock: holder, age, stale or alive, what to do."""
+    age = _format.duration(lock.age_seconds(now))
+    if lock.stale:
+        state = "STALE (process gone)"
+    elif lock.on_this_host:
+        state = "holder alive"
+    else:
+        state = "holder on another host"
+    hint = "" if read_only else " · :unlock"
+    holder = f"{lock.user}@{lock.host} pid {lock.pid}"
+    return f"LOCKED: {lock.operation} by {holder}, {age} · {state}{hint}"
+
+
 def job_haystack(job: JobRow) -> str:
     return "\x00".join(
         (
@@ -207,6 +223,7 @@ class OverviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Banner()
         yield Static("reading inventory and ledger…", id="overview-summary", markup=False)
+        yield Static("", id="overview-lock", classes="-empty", markup=False)
         yield Static("", id="overview-problems", classes="-empty", markup=False)
         with TabbedContent(id="overview-tabs", initial="tab-jobs"):
             with TabPane("Jobs [1]", id="tab-jobs"):
@@ -237,6 +254,7 @@ class OverviewScreen(Screen[None]):
         overview = self.kubeferry.overview
         if overview is not None:
             self.show_overview(overview)
+        self.show_lock(self.kubeferry.lock)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -270,6 +288,17 @@ class OverviewScreen(Screen[None]):
         else:
             problems.update("")
             problems.add_class("-empty")
+
+    def show_lock(self, lock: LockView | None) -> None:
+        """Show (or hide) who holds the ledger lock."""
+        line = self.query_one("#overview-lock", Static)
+        if lock is None:
+            line.update("")
+            line.add_class("-empty")
+            return
+        line.update(lock_line(lock, self.kubeferry.now(), read_only=self.kubeferry.read_only))
+        line.set_class(lock.stale, "-stale")
+        line.remove_class("-empty")
 
     def show_failure(self, error: str) -> None:
         self.query_one("#overview-summary", Static).update(f"cannot read: {error}")

@@ -5,6 +5,11 @@ in a thread worker. ``r`` on a snapshot opens the restore form (cluster, namespa
 ignore pre-checks), then runs the restore's pre-checks without restoring
 (``precheck_restore``) and shows their report; only then comes the confirmation (typing a
 word for ``recreate`` or a protected cluster) and the restore itself, on the run screen.
+
+``x`` deletes the selected snapshot after the word ``delete`` is typed (``delete_snapshot``
+in a worker, then the catalog reloads); the confirmation says when it is its job's newest
+snapshot, which retention never deletes. ``d`` describes it. Restore and delete are hidden
+and refused with ``--read-only``.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from reconciler.errors import KubeferryError
 from reconciler.plan import COMPATIBILITY_STYLES
 from reconciler.reconcile import (
     POLICIES,
+    DeletedSnapshot,
     RestorePrecheck,
     SnapshotInfo,
+    delete_snapshot,
     list_snapshots,
     precheck_restore,
 )
@@ -125,12 +132,45 @@ class CatalogLoaded(Message):
         self.error = error
 
 
+def is_newest_of_job(snapshot: SnapshotInfo, snapshots: list[SnapshotInfo]) -> bool:
+    """Whether no snapshot of the same job in the same repository is newer."""
+    siblings = [
+        s for s in snapshots if s.job == snapshot.job and s.repository == snapshot.repository
+    ]
+    newest = max(siblings, key=lambda s: (s.created_at, s.id), default=None)
+    return newest is not None and newest.id == snapshot.id
+
+
+def delete_body(snapshot: SnapshotInfo, newest: bool) -> str:
+    body = (
+        f"Delete snapshot {snapshot.id} (job {snapshot.job})\n"
+        f"from repository {snapshot.repository}. It cannot be restored afterwards;\n"
+        "its volume data is freed by `kubeferry repo prune`."
+    )
+    if newest:
+        body += (
+            f"\n\nThis is the NEWEST snapshot of job {snapshot.job}: retention never deletes "
+            "it. Without it the job's last restore point is an older snapshot, or none."
+        )
+    return body
+
+
+class SnapshotDeleted(Message):
+    def __init__(self, deleted: DeletedSnapshot | None, error: str | None) -> None:
+        super().__init__()
+        self.deleted = deleted
+        self.error = error
+
+
 class SnapshotsScreen(Screen[None]):
-    """Complete snapshots, newest first, filtered by job / namespace; ``r`` restores one."""
+    """Complete snapshots, newest first, filtered by job / namespace; ``r`` restores one,
+    ``x`` deletes one (typing ``delete``), ``d`` describes one."""
 
     AUTO_FOCUS = "#snapshots-table"
     BINDINGS = [
         Binding("r", "restore", "Restore"),
+        Binding("x", "delete", "Delete"),
+        Binding("d", "describe", "Describe"),
         Binding("/", "focus_filter", "Filter"),
         Binding("ctrl+r", "reload", "Reload"),
         Binding("escape", "back", "Back"),
@@ -211,7 +251,7 @@ class SnapshotsScreen(Screen[None]):
             )
         total = len(self.catalog.snapshots)
         shown = f"{len(self.shown)} of {total}" if text.strip() else f"{total}"
-        hint = "" if is_read_only(self) else "  r: restore"
+        hint = "  d: describe" if is_read_only(self) else "  r: restore  x: delete  d: describe"
         self.query_one("#snapshots-status", Static).update(f"{shown} snapshot(s){hint}")
         self._show_selected()
 
@@ -249,11 +289,64 @@ class SnapshotsScreen(Screen[None]):
     # -- restore ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "restore":
+        if action in ("restore", "delete"):
             if is_read_only(self):
                 return False
             return True if self.selected is not None else None
+        if action == "describe":
+            return True if self.selected is not None else None
         return True
+
+    # -- describe and delete ----------------------------------------------------------------
+
+    def action_describe(self) -> None:
+        snapshot = self.selected
+        describe = getattr(self.app, "describe", None)
+        if snapshot is None or describe is None:
+            self.notify("no snapshot selected", severity="warning")
+            return
+        describe(f"Snapshot/{snapshot.id}")
+
+    def action_delete(self) -> None:
+        if is_read_only(self):
+            self.notify("read-only: delete is disabled", severity="warning")
+            return
+        snapshot, catalog = self.selected, self.catalog
+        if snapshot is None or catalog is None:
+            self.notify("no snapshot selected", severity="warning")
+            return
+        newest = is_newest_of_job(snapshot, catalog.snapshots)
+
+        def confirmed(answer: bool | None) -> None:
+            if answer and not is_read_only(self):
+                self._delete(snapshot.id, newest)
+
+        self.app.push_screen(
+            ConfirmScreen("Delete this snapshot?", delete_body(snapshot, newest), "delete"),
+            confirmed,
+        )
+
+    @work(thread=True, exclusive=True, group="snapshot-delete")
+    def _delete(self, snapshot_id: str, force: bool) -> None:
+        try:
+            deleted = delete_snapshot(
+                workspace_of(self), snapshot_id, force=force, origin="the TUI"
+            )
+        except Exception as error:  # noqa: BLE001 - shown on screen
+            self.post_message(SnapshotDeleted(None, _error_line(error)))
+            return
+        self.post_message(SnapshotDeleted(deleted, None))
+
+    @on(SnapshotDeleted)
+    def _deleted(self, message: SnapshotDeleted) -> None:
+        if message.deleted is None:
+            self.notify(message.error or "delete failed", title="Not deleted", severity="error")
+            return
+        self.notify(
+            f"Deleted snapshot {message.deleted.snapshot_id} from {message.deleted.repository}"
+            " (free its volume data with `kubeferry repo prune`)"
+        )
+        self.action_reload()
 
     def action_restore(self) -> None:
         if is_read_only(self):
