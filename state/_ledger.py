@@ -558,6 +558,15 @@ class Ledger:
             run.updated_at = utcnow()
             return run
 
+    def annotate_run(self, run_id: int, details: Mapping[str, Any]) -> Run:
+        """Merge ``details`` into a run's details, ended or not (e.g. cleanup after it)."""
+        with self._write() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise NotFoundError(f"no run {run_id} in the ledger")
+            run.details = _merged(run.details, details)
+            return run
+
     def add_run_issue(
         self, run_id: int, severity: IssueSeverity, message: str, *, item: str | None = None
     ) -> RunIssue:

@@ -7,7 +7,7 @@ shows up live. Screens get ``OverviewLoaded`` (the overview screen) and ``Ledger
 (every screen on the stack) messages; the UI thread never touches the ledger itself.
 
 Navigation: ``:`` opens the command line (``:clusters :jobs :repos :snapshots :history
-:plan :runs :unlock :help :q``), ctrl+p the command palette with the same commands, ``?``
+:drills :plan :runs :unlock :help :q``), ctrl+p the command palette with the same commands, ``?``
 help, Esc goes back, ``q`` quits, ``d`` describes the selected row. Screens of other modules
 are imported when first opened, so the app starts fast and runs without them.
 
@@ -75,6 +75,7 @@ COMMANDS: tuple[ViewCommand, ...] = (
     ViewCommand("runs", "live progress of a run", "[RUN_ID]"),
     ViewCommand("history", "runs and events from the ledger"),
     ViewCommand("snapshots", "snapshots in the repositories; restore, delete", "[JOB]"),
+    ViewCommand("drills", "DR drills, RPO/RTO; r: run one (asks), o: report", "[JOB]"),
     ViewCommand("describe", "describe an object, e.g. job/web", "KIND/NAME"),
     ViewCommand("unlock", "release the ledger lock (asks first)"),
     ViewCommand("help", "keys and commands"),
@@ -91,6 +92,7 @@ ALIASES: dict[str, str] = {
     "q!": "q",
     "overview": "jobs",
     "h": "help",
+    "drill": "drills",
 }
 
 # screens owned by other modules, imported only when first opened: (module, class)
@@ -99,6 +101,7 @@ _LAZY_SCREENS: dict[str, tuple[str, str]] = {
     "runs": ("tui.screens.run", "RunScreen"),
     "history": ("tui.screens.history", "HistoryScreen"),
     "snapshots": ("tui.screens.snapshots", "SnapshotsScreen"),
+    "drills": ("tui.screens.drills", "DrillsScreen"),
 }
 _OVERVIEW_SECTIONS = {"clusters": "clusters", "jobs": "jobs", "repos": "repositories"}
 # commands that change something: hidden and refused with --read-only
@@ -444,7 +447,7 @@ def _view_arguments(name: str, argument: str | None) -> dict[str, Any]:
             return {"run_id": int(argument)}
         except ValueError:
             raise ValueError(f":runs takes a run id (a number), not {argument!r}") from None
-    if name == "snapshots":
+    if name in ("snapshots", "drills"):
         return {"job": argument}
     raise ValueError(f":{name} takes no argument")
 

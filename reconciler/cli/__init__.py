@@ -39,11 +39,13 @@ _LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "snapshots": ("reconciler.cli._snapshots", "commands"),
     "restore": ("reconciler.cli._snapshots", "commands"),
     "drill": ("reconciler.cli._drill", "commands"),
+    "import": ("reconciler.cli._import", "group"),
 }
 _GROUP_HELP = {
     "ledger": "Inspect the ledger: status, history, locks.",
     "repo": "Repository maintenance: init, keys, check, prune, stats.",
     "mover": "In-pod entry point of the Job mover (backup or restore one volume).",
+    "import": "Import objects of other tools as a kubeferry inventory (kubeslice).",
 }
 
 

@@ -21,6 +21,7 @@ from reconciler.plan._model import (
     Plan,
     PlanProblem,
 )
+from reconciler.plan._onboard import ONBOARDING_KIND, Onboarding, OnboardingObservation
 from reconciler.plan._render import (
     ACTION_STYLES,
     COMPATIBILITY_STYLES,
@@ -36,6 +37,7 @@ from reconciler.plan._render import (
 __all__ = [
     "ACTION_STYLES",
     "COMPATIBILITY_STYLES",
+    "ONBOARDING_KIND",
     "PLAN_FORMAT_VERSION",
     "SYMBOLS",
     "Action",
@@ -47,6 +49,8 @@ __all__ = [
     "Drift",
     "NamespaceObservation",
     "ObservedState",
+    "Onboarding",
+    "OnboardingObservation",
     "Plan",
     "PlanProblem",
     "RecordedJob",

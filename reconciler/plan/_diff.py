@@ -17,6 +17,7 @@ from reconciler.plan._inputs import (
     RecordedState,
 )
 from reconciler.plan._model import Action, ActionType, Drift, Plan, PlanProblem
+from reconciler.plan._onboard import plan_onboardings
 
 # Registration order: an object's dependencies come earlier in this tuple.
 _REGISTERED_KINDS = ("Cluster", "ReplicationRepository", "ReplicationSlice", "ApplicationSlice")
@@ -26,6 +27,22 @@ def next_due(backup_frequency: str, last_success_at: datetime) -> datetime:
     """The first scheduled time after the last successful run (missed runs collapse to one)."""
     due: datetime = croniter(backup_frequency, last_success_at).get_next(datetime)
     return due
+
+
+MISSED_COUNT_LIMIT = 10_000
+"""Counting stops here (an every-minute schedule idle for weeks): "10000+ missed"."""
+
+
+def scheduled_since(frequency: str, last_success_at: datetime, now: datetime) -> int:
+    """How many scheduled times of ``frequency`` fell after the last success, up to ``now``.
+
+    One backup serves them all (missed runs collapse to one); the others were missed.
+    """
+    schedule = croniter(frequency, last_success_at)
+    count = 0
+    while count < MISSED_COUNT_LIMIT and schedule.get_next(datetime) <= now:
+        count += 1
+    return count
 
 
 def _desired_objects(desired: DesiredState, kind: str) -> dict[str, DesiredObject]:
@@ -134,8 +151,13 @@ class _Planner:
                     )
 
     # -- jobs ----------------------------------------------------------------------------
-    def job_reasons(self, job: DesiredJob, record: RecordedJob | None) -> tuple[list[str], bool]:
-        """Why a job must replicate; the flag says the spec changed without needing a copy."""
+    def job_reasons(
+        self, job: DesiredJob, record: RecordedJob | None, schedule: dict[str, Any] | None = None
+    ) -> tuple[list[str], bool]:
+        """Why a job must replicate; the flag says the spec changed without needing a copy.
+
+        ``schedule`` receives ``dueSince``/``missedRuns`` when backupFrequency made it due.
+        """
         if record is None:
             return ["new job"], False
         reasons: list[str] = []
@@ -148,9 +170,16 @@ class _Planner:
             else:
                 due = next_due(job.backup_frequency, record.last_success_at)
                 if due <= self.now:
-                    reasons.append(
-                        f"due by backupFrequency '{job.backup_frequency}' (since {due:%Y-%m-%d %H:%M}Z)"
-                    )
+                    reason = f"due by backupFrequency '{job.backup_frequency}' (since {due:%Y-%m-%d %H:%M}Z)"
+                    slots = scheduled_since(job.backup_frequency, record.last_success_at, self.now)
+                    missed = slots - 1
+                    if missed > 0:
+                        more = "+" if slots >= MISSED_COUNT_LIMIT else ""
+                        runs = "run" if missed == 1 else "runs"
+                        reason += f"; {missed}{more} scheduled {runs} missed (one backup now)"
+                    if schedule is not None:
+                        schedule.update({"dueSince": due.isoformat(), "missedRuns": missed})
+                    reasons.append(reason)
         elif record.last_success_at is None:
             reasons.append("no successful run yet")
         elif (
@@ -167,7 +196,13 @@ class _Planner:
             if not _targeted(job.address, self.targets):
                 continue
             record = self.recorded.jobs.get(name)
-            reasons, spec_only = self.job_reasons(job, record)
+            schedule: dict[str, Any] = {}
+            reasons, spec_only = self.job_reasons(job, record, schedule)
+            restore = self.restore_schedule(job, record, backup=bool(reasons))
+            if restore is not None:
+                reasons.extend(restore.pop("reasons"))
+                schedule.update(restore)
+                spec_only = spec_only and schedule["steps"] == []
             self.note_destination_drift(job, record)
             if spec_only:
                 self.actions.append(
@@ -182,6 +217,7 @@ class _Planner:
                 "source": f"{job.source_cluster}/{job.namespace}",
                 "destination": f"{job.destination_cluster}/{job.target_namespace}",
                 "repository": job.repository,
+                **schedule,
             }
             precheck = self.observed.prechecks.get(name) if job.mode == "replicate" else None
             if precheck is not None:
@@ -226,6 +262,40 @@ class _Planner:
                         reasons=["removed from inventory; snapshots kept per retention"],
                     )
                 )
+
+    def restore_schedule(
+        self, job: DesiredJob, record: RecordedJob | None, *, backup: bool
+    ) -> dict[str, Any] | None:
+        """A replication with ``restoreFrequency``: which steps run and why (None: no
+        restoreFrequency, the destination follows every backup).
+
+        The restore is due when the schedule's next time after the last restore has come
+        (a replication never restored is due at once); it restores the newest snapshot,
+        so with a backup planned too it runs after that backup.
+        """
+        if job.mode != "replicate" or not job.restore_frequency:
+            return None
+        frequency = job.restore_frequency
+        last_restore = record.last_restore_at if record is not None else None
+        has_snapshot = record is not None and record.last_success_at is not None
+        due_at = next_due(frequency, last_restore) if last_restore is not None else None
+        due = due_at is None or due_at <= self.now
+        reasons: list[str] = []
+        if due and (backup or has_snapshot):
+            steps = ["backup", "restore"] if backup else ["restore"]
+            since = f" (since {due_at:%Y-%m-%d %H:%M}Z)" if due_at is not None else ""
+            what = "this backup" if backup else "the newest snapshot"
+            reasons.append(f"restore of {what} due by restoreFrequency '{frequency}'{since}")
+        elif backup:
+            steps = ["backup"]
+            assert due_at is not None  # never restored is always due
+            reasons.append(
+                f"destination not refreshed: restoreFrequency '{frequency}' "
+                f"(next {due_at:%Y-%m-%d %H:%M}Z)"
+            )
+        else:
+            steps = []
+        return {"restoreFrequency": frequency, "steps": steps, "reasons": reasons}
 
     def job_blocker(self, job: DesiredJob) -> str | None:
         for blocker in (
@@ -414,6 +484,16 @@ def compute_plan(
     else:
         planner.plan_registered()
         planner.plan_jobs()
+        onboard_actions, onboard_problems = plan_onboardings(
+            desired.onboardings,
+            recorded.onboardings,
+            observed.onboardings,
+            replicating={a.address for a in planner.actions if a.type is ActionType.REPLICATE},
+            targeted=planner.targets,
+        )
+        planner.actions.extend(onboard_actions)
+        for problem in onboard_problems:
+            planner.problem(problem.address, problem.message)
         planner.order_ledger_references()
     return Plan(
         created_at=now,

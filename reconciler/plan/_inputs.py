@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from reconciler.plan._onboard import Onboarding, OnboardingObservation
+
 JobMode = Literal["backup", "replicate"]
 
 
@@ -37,6 +39,8 @@ class DesiredJob:
     # digest of the fields that change what is copied (not schedule/retention/policy)
     content_digest: str
     backup_frequency: str | None = None
+    # replications only: refresh the destination on this schedule, not after every backup
+    restore_frequency: str | None = None
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     pre_check_flag: Literal["ignorePrechecks", "stopOnPrecheck"] = "stopOnPrecheck"
 
@@ -62,6 +66,8 @@ class DesiredState:
     slices: dict[str, DesiredObject] = field(default_factory=dict)
     application_slices: dict[str, DesiredObject] = field(default_factory=dict)
     jobs: dict[str, DesiredJob] = field(default_factory=dict)
+    # job -> the application slice its destination namespace joins
+    onboardings: dict[str, Onboarding] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class RecordedJob:
     mode: JobMode = "replicate"
     destination_cluster: str = ""
     target_namespace: str = ""
+    last_restore_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ class RecordedState:
     cluster_reachable: dict[str, bool] = field(default_factory=dict)
     cluster_versions: dict[str, str] = field(default_factory=dict)
     repository_available: dict[str, bool] = field(default_factory=dict)
+    # job -> what kubeferry onboarded for it (from the ledger's onboarding events)
+    onboardings: dict[str, Onboarding] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,3 +141,5 @@ class ObservedState:
     # job -> restore pre-checks against its destination, as KubeSlice reports them:
     # {"overallCompatibility": ..., "compatibilityChecks": [{"name", "status", "message"}]}
     prechecks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # job -> its namespace in the SliceConfig of its (desired or recorded) onboarding
+    onboardings: dict[str, OnboardingObservation] = field(default_factory=dict)

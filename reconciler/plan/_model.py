@@ -18,6 +18,8 @@ class ActionType(StrEnum):
     DELETE = "delete"
     FORGET = "forget"
     REPLICATE = "replicate"
+    ONBOARD = "onboard"
+    """Add a namespace to (or remove it from) an application slice's SliceConfig."""
 
 
 SYMBOLS: dict[ActionType, str] = {
@@ -27,6 +29,7 @@ SYMBOLS: dict[ActionType, str] = {
     ActionType.DELETE: "-",
     ActionType.FORGET: "-",
     ActionType.REPLICATE: "»",
+    ActionType.ONBOARD: "~",
 }
 
 
@@ -104,7 +107,7 @@ class Plan(BaseModel):
                 counts["blocked"] += 1
             if action.type is ActionType.CREATE:
                 counts["add"] += 1
-            elif action.type is ActionType.UPDATE:
+            elif action.type in (ActionType.UPDATE, ActionType.ONBOARD):
                 counts["change"] += 1
             elif action.type is ActionType.REPLACE:
                 counts["add"] += 1

@@ -21,6 +21,7 @@ ACTION_STYLES: dict[ActionType, str] = {
     ActionType.DELETE: "red",
     ActionType.FORGET: "red",
     ActionType.REPLICATE: "cyan",
+    ActionType.ONBOARD: "yellow",
 }
 
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from reconciler import __version__
@@ -32,10 +32,14 @@ from reconciler.inventory import Inventory, Retention
 from reconciler.kube import KubeClient, KubeError, KubeUnreachableError
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._onboard import run_onboarding
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
 from reconciler.volumes import (
     HostPathMover,
+    PruneStats,
+    VolumeManifest,
+    VolumeStore,
     delete_volume_set,
     quiesced,
     read_volume_set,
@@ -91,6 +95,10 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, KubeUnreachableError | RepositoryUnavailable):
         return True
     return is_retryable(error)
+
+
+VOLUME_GC_GRACE = timedelta(hours=1)
+"""Packs and index files younger than this survive a collection (a backup may use them)."""
 
 
 def _now() -> datetime:
@@ -213,6 +221,7 @@ class ActionRunner:
             "ReplicationSlice": self._slice,
             "ApplicationSlice": self._application_slice,
             "ReplicationJob": self._job,
+            "Onboarding": self._onboarding,
         }[action.kind]
         # a whole action is retried: every step is idempotent or writes a new snapshot id,
         # and an abandoned snapshot is invisible (its metadata is never written)
@@ -298,6 +307,9 @@ class ActionRunner:
             last_applied=_now(),
         )
         return "registered"
+
+    def _onboarding(self, action: Action, _: Cancellation) -> str:
+        return run_onboarding(self.connections, self.ledger, action)
 
     # -- jobs --------------------------------------------------------------------------------
     def _register_job(self, name: str, **extra: Any) -> None:
@@ -586,10 +598,29 @@ class ActionRunner:
         spec = self.job_spec(action.name)
         wanted = desired_job(self.inventory, self.inventory.jobs[action.name])
         self._register_job(action.name)
-        _, backed_up = self.run_backup(action.name, cancellation, address=action.address)
+        missed = action.details.get("missedRuns", 0)
+        if missed:
+            self.ledger.record_event(
+                "schedule.missed",
+                f"job {action.name!r}: {missed} scheduled backups missed since "
+                f"{action.details.get('dueSince')}; one backup runs for them",
+                level=EventLevel.WARNING,
+                job=action.name,
+                data={"missedRuns": missed, "dueSince": action.details.get("dueSince")},
+            )
+        # "steps" (restoreFrequency): which of backup and restore run; without it a
+        # replication restores after every backup
+        steps = action.details.get("steps")
+        restore = wanted.mode == "replicate" and (steps is None or "restore" in steps)
+        where = f"{spec.destination_cluster}/{spec.target_namespace}"
+        if steps is not None and "backup" not in steps:
+            return self._scheduled_restore(action, spec, wanted.repository, where, cancellation)
+        backup_run, backed_up = self.run_backup(action.name, cancellation, address=action.address)
         snapshot_id = backed_up.snapshot_id
-        destination_fingerprint = None
-        if wanted.mode == "replicate":
+        fingerprint: dict[str, Any] = {}
+        if wanted.mode != "replicate":
+            fingerprint["destination_fingerprint"] = None
+        if restore:
             _, restored = self.run_restore(
                 action.name,
                 snapshot_id,
@@ -598,18 +629,50 @@ class ActionRunner:
                 repository=wanted.repository,
                 address=action.address,
             )
-            destination_fingerprint = restored.destination_fingerprint
+            fingerprint["destination_fingerprint"] = restored.destination_fingerprint
         self.ledger.upsert_job(
             action.name,
             source_fingerprint=backed_up.source_fingerprint,
-            destination_fingerprint=destination_fingerprint,
             last_success_at=_now(),
+            **fingerprint,
         )
         pruned = self.apply_retention(action.name)
-        where = f" and restored to {spec.destination_cluster}/{spec.target_namespace}"
-        tail = where if wanted.mode == "replicate" else ""
+        if pruned.deleted:
+            self.collect_volume_garbage(action.name, pruned.repository, run_id=backup_run)
+        tail = f" and restored to {where}" if restore else ""
+        if wanted.mode == "replicate" and not restore:
+            tail = f" (restore to {where} waits for restoreFrequency)"
         removed = f"; retention deleted {len(pruned.deleted)}" if pruned.deleted else ""
         return f"snapshot {snapshot_id} ({backed_up.items} items){tail}{removed}"
+
+    def _scheduled_restore(
+        self,
+        action: Action,
+        spec: JobSpec,
+        repository_name: str,
+        where: str,
+        cancellation: Cancellation,
+    ) -> str:
+        """restoreFrequency came due without a backup: restore the newest snapshot."""
+        snapshots = [s for s in self.job_snapshots(action.name, repository_name) if s.complete]
+        if not snapshots:
+            raise KubeferryError(
+                f"job {action.name!r}: no snapshot in repository {repository_name} to restore",
+                hint="the next backup makes one",
+            )
+        newest = max(snapshots, key=lambda s: s.created_at)
+        _, restored = self.run_restore(
+            action.name,
+            newest.id,
+            cancellation,
+            spec=spec,
+            repository=repository_name,
+            address=action.address,
+        )
+        self.ledger.upsert_job(
+            action.name, destination_fingerprint=restored.destination_fingerprint
+        )
+        return f"restored snapshot {newest.id} to {where} (restoreFrequency)"
 
     # -- snapshots and retention ---------------------------------------------------------
     def snapshot_info(
@@ -688,6 +751,54 @@ class ActionRunner:
             )
         kept = [s.id for s in snapshots if s.id not in set(deleted)]
         return RetentionResult(name, repository_name, rules, deleted, kept, errors)
+
+    def collect_volume_garbage(
+        self, name: str, repository_name: str, *, run_id: int | None = None
+    ) -> PruneStats | None:
+        """Remove volume data no remaining snapshot uses, after retention deleted some.
+
+        The volume store's prune: under its exclusive repository lock (a concurrent backup
+        holds a shared one, so they exclude each other) and keeping every pack or index
+        younger than the grace period. A failure is a warning event, never an error: the
+        data goes with the next collection or `repo prune`. The freed bytes land in the
+        details of run ``run_id`` (the backup that triggered it).
+        """
+        try:
+            repository = self.connections.repository(repository_name)
+            if repository.cipher is None:
+                return None  # unencrypted repositories hold no volume data
+            store = VolumeStore(repository)
+            referenced: set[str] = set()
+            for volume_snapshot in store.list_snapshots():
+                manifest = VolumeManifest.from_bytes(store.load_manifest(volume_snapshot))
+                referenced.update(manifest.chunk_ids())
+            stats = store.prune(referenced=referenced, grace=VOLUME_GC_GRACE)
+        except KubeferryError as error:
+            self.ledger.record_event(
+                "volume.gc_failed",
+                f"volume data of repository {repository_name} not collected: {error}",
+                level=EventLevel.WARNING,
+                run_id=run_id,
+                job=name,
+            )
+            return None
+        summary = {
+            "repository": repository_name,
+            "freedBytes": stats.freed_bytes,
+            "deletedPacks": stats.deleted_packs,
+            "repackedPacks": stats.repacked_packs,
+            "removedChunks": stats.removed_chunks,
+        }
+        if run_id is not None:
+            self.ledger.annotate_run(run_id, {"volumeGc": summary})
+        self.ledger.record_event(
+            "volume.gc",
+            f"volume data of repository {repository_name}: {stats.freed_bytes} bytes freed",
+            run_id=run_id,
+            job=name,
+            data=summary,
+        )
+        return stats
 
     def _retention_failed(
         self, name: str, repository: str, rules: str, text: str

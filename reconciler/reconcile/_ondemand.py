@@ -203,6 +203,8 @@ def backup_job(
         run_id, result = runner.run_backup(job_name, cancellation)
         _note_backup_on_job(runner, job_name, result.source_fingerprint)
         retention = runner.apply_retention(job_name)
+        if retention.deleted:
+            runner.collect_volume_garbage(job_name, retention.repository, run_id=run_id)
         phase = runner.ledger.run(run_id).phase
         return BackupOutcome(
             job=job_name,

@@ -72,6 +72,7 @@ from state import (
     NotFoundError,
     Run,
     RunIssue,
+    RunKind,
     RunPhase,
 )
 from state import Repository as RepositoryRecord
@@ -187,6 +188,8 @@ class RunRow:
     source_cluster: str
     destination_cluster: str
     updated_at: datetime | None = None
+    drill: dict[str, Any] | None = None
+    """A drill run's summary (passed, rpoSeconds, rtoSeconds, reasons...); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -696,7 +699,25 @@ def _run_row(run: Run, jobs: dict[str, Job], desired: dict[str, DesiredJob]) -> 
         source_cluster=source,
         destination_cluster=destination,
         updated_at=run.updated_at,
+        drill=_drill_summary(run),
     )
+
+
+def _drill_summary(run: Run) -> dict[str, Any] | None:
+    if run.kind is not RunKind.DRILL:
+        return None
+    summary = (run.details or {}).get("drill")
+    return dict(summary) if isinstance(summary, dict) else {}
+
+
+def _kind(kind: str | None) -> RunKind | None:
+    if kind is None:
+        return None
+    try:
+        return RunKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in RunKind)
+        raise KubeferryError(f"unknown run kind {kind!r} (one of {known})") from None
 
 
 def _desired_quietly(workspace: Workspace) -> dict[str, DesiredJob]:
@@ -722,16 +743,21 @@ def list_runs(
     job: str | None = None,
     cluster: str | None = None,
     phase: str | None = None,
+    kind: str | None = None,
     limit: int = 200,
 ) -> list[RunRow]:
-    """Runs from the ledger, newest first; ``cluster`` matches source or destination."""
+    """Runs from the ledger, newest first; ``cluster`` matches source or destination;
+    ``kind`` e.g. ``drill``."""
     wanted_phase = _phase(phase)
+    wanted_kind = _kind(kind)
     desired = _desired_quietly(workspace)
     with _ledger(workspace) as ledger:
         if ledger is None:
             return []
         jobs = {row.name: row for row in ledger.jobs()}
-        runs = ledger.runs(job=job, phase=wanted_phase, limit=None if cluster else limit)
+        runs = ledger.runs(
+            job=job, kind=wanted_kind, phase=wanted_phase, limit=None if cluster else limit
+        )
     rows = (_run_row(run, jobs, desired) for run in runs)
     if cluster is not None:
         rows = (r for r in rows if cluster in (r.source_cluster, r.destination_cluster))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from reconciler.inventory import Inventory
 from reconciler.plan import Plan, RecordedState, compute_plan
 from reconciler.reconcile._actions import ActionRunner, default_mover
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._onboard import observe_onboardings
 from reconciler.reconcile._refresh import observed_summary, refresh
 from reconciler.reconcile._views import desired_state, recorded_state
 from reconciler.workspace import Workspace
@@ -74,12 +76,17 @@ def make_plan(
             )
     recorded = _read_recorded(workspace.ledger_path)
     connections = Connections(inventory)
+    desired = desired_state(inventory)
     try:
         observed = refresh(inventory, connections, engine, parallelism=parallelism)
+        onboardings = [*desired.onboardings.values(), *recorded.onboardings.values()]
+        observed = dataclasses.replace(
+            observed, onboardings=observe_onboardings(inventory, connections, onboardings)
+        )
     finally:
         connections.close()
     return compute_plan(
-        desired_state(inventory),
+        desired,
         recorded,
         observed,
         now=now or datetime.now(UTC),

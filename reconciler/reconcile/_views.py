@@ -8,6 +8,7 @@ import json
 from reconciler.engines import JobSpec
 from reconciler.inventory import Inventory, ReplicationJob
 from reconciler.plan import DesiredJob, DesiredObject, DesiredState, RecordedJob, RecordedState
+from reconciler.reconcile._onboard import desired_onboardings, recorded_onboardings
 from state import Ledger, Reachability
 
 # job spec fields that change what is copied; the rest (schedule, retention, policies) do not
@@ -47,6 +48,7 @@ def desired_job(inventory: Inventory, job: ReplicationJob) -> DesiredJob:
         spec_digest=_digest({"spec": spec, **where}),
         content_digest=_digest({k: spec.get(k) for k in _CONTENT_FIELDS} | where),
         backup_frequency=job.spec.backup_frequency,
+        restore_frequency=job.spec.restore_frequency,
         deletion_policy=job.spec.deletion_policy,
         pre_check_flag=job.spec.pre_check_flag,
     )
@@ -95,6 +97,7 @@ def desired_state(inventory: Inventory) -> DesiredState:
             {n: a.spec_digest for n, a in inventory.application_slices.items()},
         ),
         jobs={name: desired_job(inventory, job) for name, job in inventory.jobs.items()},
+        onboardings=desired_onboardings(inventory),
     )
 
 
@@ -119,6 +122,7 @@ def recorded_state(ledger: Ledger) -> RecordedState:
             mode="backup" if row.mode == "backup" else "replicate",
             destination_cluster=row.destination_cluster,
             target_namespace=row.target_namespace,
+            last_restore_at=row.last_restore_at,
         )
         for row in ledger.jobs()
     }
@@ -142,4 +146,5 @@ def recorded_state(ledger: Ledger) -> RecordedState:
             for r in repositories
             if r.availability.value != "Unknown"
         },
+        onboardings=recorded_onboardings(ledger),
     )

@@ -24,6 +24,7 @@ from reconciler.plan import (
     render_plan,
     save_plan,
 )
+from reconciler.plan._diff import MISSED_COUNT_LIMIT
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -158,6 +159,38 @@ def test_missed_runs_collapse_into_one_action() -> None:
     recorded = _recorded_all(("web", _synced(last_success_at=NOW - timedelta(days=2))))
     plan = compute_plan(_desired(job), recorded, _observed(), now=NOW)
     assert len(plan.actions) == 1
+
+
+def test_missed_scheduled_runs_are_counted_in_reason_and_details() -> None:
+    # hourly; last success 08:30, now 12:00 (fake clock): 09:00, 10:00, 11:00 and 12:00
+    # passed; one backup serves the latest slot, the 3 before it were missed
+    job = _job(backup_frequency="0 * * * *")
+    last = NOW.replace(hour=8, minute=30)
+    recorded = _recorded_all(("web", _synced(last_success_at=last)))
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=NOW).actions
+    assert action.type is ActionType.REPLICATE
+    assert action.reasons == [
+        "due by backupFrequency '0 * * * *' (since 2026-11-25 09:00Z); "
+        "3 scheduled runs missed (one backup now)"
+    ]
+    assert action.details["missedRuns"] == 3
+    assert action.details["dueSince"] == last.replace(hour=9, minute=0).isoformat()
+
+
+def test_one_due_slot_reports_no_missed_runs() -> None:
+    job = _job(backup_frequency="0 * * * *")
+    recorded = _recorded_all(("web", _synced(last_success_at=NOW.replace(hour=11, minute=30))))
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=NOW).actions
+    assert "missed" not in action.reasons[0]
+    assert action.details["missedRuns"] == 0
+
+
+def test_missed_count_stops_at_its_limit() -> None:
+    job = _job(backup_frequency="* * * * *")
+    recorded = _recorded_all(("web", _synced(last_success_at=NOW - timedelta(days=30))))
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=NOW).actions
+    assert action.details["missedRuns"] == MISSED_COUNT_LIMIT - 1
+    assert f"{MISSED_COUNT_LIMIT - 1}+ scheduled runs missed" in action.reasons[0]
 
 
 def test_schedule_only_change_is_an_update_not_a_copy() -> None:
@@ -333,3 +366,88 @@ def test_rendered_plan_shows_overall_compatibility_and_failing_checks() -> None:
     assert "pre-checks: not_compatible" in text
     assert "not_compatible: storage-classes: missing: fast" in text
     assert "destination-access" not in text  # compatible checks stay quiet
+
+
+# -- restoreFrequency ------------------------------------------------------------------------
+
+
+def test_restore_frequency_backup_without_restore_until_due() -> None:
+    # hourly backups, restores once a day at 02:00; last restore today 02:00
+    job = _job(backup_frequency="0 * * * *", restore_frequency="0 2 * * *")
+    recorded = _recorded_all(
+        (
+            "web",
+            _synced(
+                last_success_at=NOW - timedelta(minutes=30),
+                last_restore_at=NOW.replace(hour=2, minute=5),
+            ),
+        )
+    )
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=NOW).actions
+    assert action.type is ActionType.REPLICATE
+    assert action.details["steps"] == ["backup"]
+    assert action.details["restoreFrequency"] == "0 2 * * *"
+    assert action.reasons[-1] == (
+        "destination not refreshed: restoreFrequency '0 2 * * *' (next 2026-11-26 02:00Z)"
+    )
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    render_plan(compute_plan(_desired(job), recorded, _observed(), now=NOW), console)
+    assert "restoreFrequency '0 2 * * *' (next 2026-11-26 02:00Z)" in console.export_text()
+
+
+def test_restore_frequency_due_without_a_backup_restores_the_newest_snapshot() -> None:
+    job = _job(backup_frequency="0 * * * *", restore_frequency="0 2 * * *")
+    # the next day 02:30: the 02:00 restore is due, the last backup (02:10) is not stale
+    later = NOW.replace(hour=2, minute=30) + timedelta(days=1)
+    recorded = _recorded_all(
+        (
+            "web",
+            _synced(
+                last_success_at=later - timedelta(minutes=20),
+                last_restore_at=NOW.replace(hour=2, minute=5),
+            ),
+        )
+    )
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=later).actions
+    assert action.type is ActionType.REPLICATE
+    assert action.details["steps"] == ["restore"]
+    assert action.reasons == [
+        "restore of the newest snapshot due by restoreFrequency '0 2 * * *' (since 2026-11-26 02:00Z)"
+    ]
+    # a minute before 02:00 nothing is due at all
+    early = compute_plan(_desired(job), recorded, _observed(), now=later.replace(hour=1, minute=59))
+    assert early.actions == []
+
+
+def test_restore_frequency_both_due_restores_the_new_backup() -> None:
+    job = _job(backup_frequency="0 * * * *", restore_frequency="0 2 * * *")
+    recorded = _recorded_all(
+        (
+            "web",
+            _synced(
+                last_success_at=NOW - timedelta(hours=2),
+                last_restore_at=NOW - timedelta(days=2),
+            ),
+        )
+    )
+    (action,) = compute_plan(_desired(job), recorded, _observed(), now=NOW).actions
+    assert action.details["steps"] == ["backup", "restore"]
+    assert action.reasons[-1].startswith("restore of this backup due by restoreFrequency")
+
+
+def test_restore_frequency_new_job_backs_up_and_restores() -> None:
+    job = _job(restore_frequency="0 2 * * *")
+    plan = compute_plan(_desired(job), RecordedState(serial=0), _observed(), now=NOW)
+    (action,) = [a for a in plan.actions if a.address == "ReplicationJob/web"]
+    assert action.details["steps"] == ["backup", "restore"]
+
+
+def test_restore_frequency_is_ignored_for_a_backup_job_and_absent_keeps_every_restore() -> None:
+    backup_job = _job(destination_cluster="worker-1", restore_frequency="0 2 * * *")
+    recorded = _recorded_all(("web", _synced(source_fingerprint="old")))
+    (action,) = compute_plan(_desired(backup_job), recorded, _observed(), now=NOW).actions
+    assert "steps" not in action.details
+    (plain,) = compute_plan(_desired(_job()), recorded, _observed(), now=NOW).actions
+    assert "steps" not in plain.details  # apply then restores after the backup
