@@ -377,7 +377,7 @@ class ScriptedApply:
             )
         bus.publish(ItemWarning(address=address, run_id=7, text="skipped", item="pods/x"))
         self.waiting.set()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # generous: a loaded CI machine runs the UI slowly
         try:
             while time.monotonic() < deadline:
                 cancellation.check()
@@ -418,6 +418,8 @@ async def test_run_shows_progress_and_cancels_after_confirmation(
         await app.push_screen(screen)
         await wait_for(pilot, scripted.waiting.is_set)
         await wait_for(pilot, lambda: screen.rows["ReplicationJob/web"].items_done == 30)
+        # the warning is published after the last progress event: wait for it too
+        await wait_for(pilot, lambda: any("skipped (pods/x)" in line for line in screen.log_lines))
         row = screen.rows["ReplicationJob/web"]
         assert row.state == "running"
         assert row.operation == "backup"
