@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from reconciler._events import ActionFinished, Event, EventBus
+from reconciler._events import ActionFinished, Event, EventBus, RunStarted
 from reconciler._events import Progress as ProgressEvent
 from reconciler.apply import ApplyResult
 from reconciler.errors import KubeferryError
@@ -71,14 +71,19 @@ class _ProgressDisplay:
             transient=False,
         )
         self.tasks: dict[str, TaskID] = {}
+        # a replication is a backup run then a restore run: label each bar with its run's
+        # operation so the two bars of one job tell themselves apart
+        self.operations: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ProgressEvent):
+        if isinstance(event, RunStarted):
+            self.operations[f"{event.address}#{event.run_id}"] = event.operation
+        elif isinstance(event, ProgressEvent):
             key = f"{event.address}#{event.run_id}"
             if key not in self.tasks:
-                self.tasks[key] = self.progress.add_task(
-                    event.address, total=event.total_items or None
-                )
+                operation = self.operations.get(key)
+                label = f"{event.address} {operation}" if operation else event.address
+                self.tasks[key] = self.progress.add_task(label, total=event.total_items or None)
             self.progress.update(
                 self.tasks[key],
                 completed=event.items_done,

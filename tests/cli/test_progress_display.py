@@ -58,3 +58,16 @@ def test_rate_is_the_average_since_the_job_started() -> None:
     assert rendered.startswith("500.0 MB ")
     assert rendered.endswith("/s")
     assert "50.0 MB/s" in rendered
+
+
+def test_each_run_of_a_job_has_its_own_labelled_bar() -> None:
+    from reconciler._events import RunStarted
+
+    display, _ = _display()
+    address = "ReplicationJob/web"
+    display(RunStarted(address=address, run_id=1, operation="backup"))
+    display(Progress(address=address, run_id=1, items_done=3, total_items=3))
+    display(RunStarted(address=address, run_id=2, operation="restore"))
+    display(Progress(address=address, run_id=2, items_done=1, total_items=3))
+    labels = [task.description for task in display.progress.tasks]
+    assert labels == ["ReplicationJob/web backup", "ReplicationJob/web restore"]
