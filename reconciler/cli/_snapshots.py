@@ -85,7 +85,7 @@ def _run(
     with _cancel_on_signals(cancellation):
         if display is None:
             return work()
-        with display.progress:
+        with display:
             return work()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import typer
@@ -74,6 +75,26 @@ class _ProgressDisplay:
         # a replication is a backup run then a restore run: label each bar with its run's
         # operation so the two bars of one job tell themselves apart
         self.operations: dict[str, str] = {}
+        # the live display starts with the first bar: a command that fails before any work
+        # (an unknown job) must print its one error line and nothing else
+        self._started = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _ProgressDisplay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            if self._started:
+                self.progress.stop()
+                self._started = False
+
+    def _add_task(self, label: str, total: int | None) -> TaskID:
+        with self._lock:
+            if not self._started:
+                self.progress.start()
+                self._started = True
+        return self.progress.add_task(label, total=total)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -83,7 +104,7 @@ class _ProgressDisplay:
             if key not in self.tasks:
                 operation = self.operations.get(key)
                 label = f"{event.address} {operation}" if operation else event.address
-                self.tasks[key] = self.progress.add_task(label, total=event.total_items or None)
+                self.tasks[key] = self._add_task(label, event.total_items or None)
             self.progress.update(
                 self.tasks[key],
                 completed=event.items_done,
@@ -184,7 +205,7 @@ def register(root: typer.Typer) -> None:
         display = _ProgressDisplay(console)
         bus = EventBus()
         bus.subscribe(display)
-        with display.progress:
+        with display:
             plan, result = apply(
                 workspace,
                 saved_plan=saved,

@@ -89,6 +89,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err  # one line, no traceback
+    assert captured.out == ""  # not even the blank line of a progress display
     return lines[0]
 
 
@@ -110,6 +111,14 @@ def test_backup_of_an_unknown_job_is_one_line(
     line = _error_line(capsys)
     assert "no ReplicationJob 'nope' in the inventory" in line
     assert "shop" in line  # the known jobs are listed
+
+
+def test_drill_of_an_unknown_job_is_one_line(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["drill", "nope", "-f", str(site)]) == 1
+    line = _error_line(capsys)
+    assert "no ReplicationJob 'nope' in the inventory" in line
 
 
 def test_backup_without_an_applied_repository_is_one_line(
