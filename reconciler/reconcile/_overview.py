@@ -15,7 +15,9 @@ Status model (as Argo CD, two separate columns):
 - ``OutOfSync``: the job was never applied (not in the ledger), was removed from the
   inventory (the plan will forget or delete it), its desired spec digest differs from the
   one last applied, it has no successful run yet, or its ``backupFrequency`` made it due
-  (``reconciler.plan.next_due`` of the last success is not in the future; the planner's rule);
+  (``reconciler.plan.next_due`` of the last success is not in the future; the planner's rule),
+  or, for a replication with ``restoreFrequency``, the destination refresh is due (never
+  restored, or the schedule's next time after the last restore has come);
 - ``Synced`` otherwise. A job without ``backupFrequency`` also goes OutOfSync when its
   source namespace changes, but only a refresh (``kubeferry plan``) can see that.
 
@@ -410,7 +412,22 @@ def job_sync(
         due = _next_due(desired.backup_frequency, record.last_success_at)
         if due <= now:
             return "OutOfSync", f"backup due since {due:%Y-%m-%d %H:%M}Z"
+    restore_due = _restore_due(desired, record, now)
+    if restore_due is not None and restore_due <= now:
+        if record.last_restore_at is None:
+            return "OutOfSync", "destination never restored (restoreFrequency)"
+        return "OutOfSync", f"restore due since {restore_due:%Y-%m-%d %H:%M}Z"
     return "Synced", ""
+
+
+def _restore_due(desired: DesiredJob, record: Job, now: datetime) -> datetime | None:
+    """When a replication's ``restoreFrequency`` refresh is due (the planner's rule: never
+    restored is due at once); None without restoreFrequency or outside replicate mode."""
+    if desired.mode != "replicate" or not desired.restore_frequency:
+        return None
+    if record.last_restore_at is None:
+        return now
+    return _next_due(desired.restore_frequency, record.last_restore_at)
 
 
 def _process_gone(run: Run) -> bool:
@@ -602,6 +619,10 @@ def _job_row(
     if frequency:
         last_success = record.last_success_at if record is not None else None
         due = _next_due(frequency, last_success) if last_success is not None else now
+    if desired is not None and record is not None and record.last_success_at is not None:
+        restore_due = _restore_due(desired, record, now)
+        if restore_due is not None:
+            due = restore_due if due is None else min(due, restore_due)
     good = _last_good_snapshot(record, view)
     return JobRow(
         name=name,

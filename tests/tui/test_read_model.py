@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import KubeferryError
-from reconciler.plan import Action, ActionType, Plan
+from reconciler.plan import Action, ActionType, DesiredJob, Plan
 from reconciler.reconcile import (
     Cancellation,
     Workspace,
@@ -23,6 +23,7 @@ from reconciler.reconcile import (
     events_since,
     inventory_stamp,
     job_health,
+    job_sync,
     ledger_serial,
     list_runs,
     load_overview,
@@ -175,6 +176,38 @@ def test_repositories_show_location_without_credentials_and_catalogued_size(
     description = describe(workspace, "ReplicationRepository/offsite", now=NOW)
     assert "secretAccessKeyVar: DR_SECRET_KEY" in description.spec_yaml
     assert "s3cr3t-value-never-shown" not in repr(description)
+
+
+def test_a_due_restore_frequency_refresh_makes_a_replication_out_of_sync() -> None:
+    desired = DesiredJob(
+        name="web",
+        slice="s",
+        source_cluster="a",
+        destination_cluster="b",
+        repository="r",
+        namespace="web",
+        target_namespace="web",
+        spec_digest="d",
+        content_digest="c",
+        restore_frequency="0 3 * * *",
+    )
+    record = Job(name="web", slice="s", namespace="web", spec_digest="d", last_success_at=NOW)
+    assert job_sync(desired, record, NOW) == (
+        "OutOfSync",
+        "destination never restored (restoreFrequency)",
+    )
+    restored = NOW.replace(hour=3, minute=30) - timedelta(days=1)
+    record.last_restore_at = restored
+    due = restored.replace(hour=3, minute=0) + timedelta(days=1)
+    assert job_sync(desired, record, due - timedelta(minutes=1)) == ("Synced", "")
+    assert job_sync(desired, record, due) == (
+        "OutOfSync",
+        f"restore due since {due:%Y-%m-%d %H:%M}Z",
+    )
+    # a backup job (same place) has no destination refresh to wait for
+    same_place = DesiredJob(**{**desired.__dict__, "destination_cluster": "a"})
+    record.last_restore_at = None
+    assert job_sync(same_place, record, NOW) == ("Synced", "")
 
 
 def test_health_degraded_when_the_process_of_a_running_run_is_gone() -> None:
