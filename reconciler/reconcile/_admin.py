@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reconciler.errors import KubeferryError
-from reconciler.reconcile._ondemand import (
-    _SNAPSHOT_ID,
-    _find_snapshot,
-    _ledger_if_any,
-    _locked_runner,
-    _one_line_errors,
+from reconciler.reconcile._runner import (
+    SNAPSHOT_ID,
+    find_snapshot,
+    ledger_if_any,
+    locked_runner,
+    one_line_errors,
 )
 from reconciler.volumes import delete_volume_set
 from reconciler.workspace import Workspace
@@ -114,16 +114,16 @@ def delete_snapshot(
     ``force``: it is the job's last restore point and what its RPO is measured from, which
     is why retention never deletes it either.
     """
-    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+    if not SNAPSHOT_ID.fullmatch(snapshot_id):
         raise KubeferryError(f"invalid snapshot id {snapshot_id!r}")
     reason = f"deleted by {_current_user()} from {origin}"
     with (
-        _locked_runner(
+        locked_runner(
             workspace, "delete-snapshot", bus=None, engine=None, lock_timeout=lock_timeout
         ) as runner,
-        _one_line_errors(f"deleting snapshot {snapshot_id}"),
+        one_line_errors(f"deleting snapshot {snapshot_id}"),
     ):
-        repository_name, info = _find_snapshot(runner, snapshot_id)
+        repository_name, info = find_snapshot(runner, snapshot_id)
         siblings = sorted(
             runner.job_snapshots(info.job, repository_name),
             key=lambda s: (s.created_at, s.id),
@@ -168,7 +168,7 @@ def delete_snapshot(
 
 def ledger_lock_status(workspace: Workspace) -> LockView | None:
     """Who holds the ledger lock (None when free or when there is no ledger); cheap, read-only."""
-    with _ledger_if_any(workspace) as ledger:
+    with ledger_if_any(workspace) as ledger:
         if ledger is None:
             return None
         try:
@@ -184,7 +184,7 @@ def unlock_ledger(workspace: Workspace, lock_id: str) -> LockView:
     Recorded in the ledger's event log. Releasing a live holder's lock lets another run
     start beside it: callers must say so before asking.
     """
-    with _ledger_if_any(workspace) as ledger:
+    with ledger_if_any(workspace) as ledger:
         if ledger is None:
             raise KubeferryError(f"no ledger at {workspace.ledger_path}: nothing is locked")
         try:

@@ -57,14 +57,14 @@ from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, resolve_declared_path
 from reconciler.kube import KubeClient, KubeError, Manifest
 from reconciler.reconcile._actions import ActionRunner, SnapshotInfo, _RunReporter
-from reconciler.reconcile._ondemand import (
-    _DNS_LABEL,
-    _SNAPSHOT_ID,
-    _find_snapshot,
-    _locked_runner,
-    _note_backup_on_job,
-    _one_line_errors,
-    _require_job,
+from reconciler.reconcile._runner import (
+    DNS_LABEL,
+    SNAPSHOT_ID,
+    find_snapshot,
+    locked_runner,
+    note_backup_on_job,
+    one_line_errors,
+    require_job,
 )
 from reconciler.reconcile._session import LockBusyError
 from reconciler.reconcile._views import desired_job
@@ -914,13 +914,13 @@ class DrillOptions:
 
 def _check_arguments(runner: ActionRunner, job: str, options: DrillOptions) -> JobSpec:
     spec = runner.job_spec(job)
-    if options.snapshot not in (None, "latest") and not _SNAPSHOT_ID.fullmatch(
+    if options.snapshot not in (None, "latest") and not SNAPSHOT_ID.fullmatch(
         str(options.snapshot)
     ):
         raise KubeferryError(f"invalid snapshot id {options.snapshot!r}")
     scratch = options.into_namespace
     if scratch is not None:
-        if not _DNS_LABEL.fullmatch(scratch):
+        if not DNS_LABEL.fullmatch(scratch):
             raise KubeferryError(
                 f"--into-namespace {scratch!r}: not a valid namespace name "
                 "(lowercase letters, digits and '-', at most 63)"
@@ -939,9 +939,9 @@ def _pick_snapshot(
     """(repository, snapshot, fresh) for the drill."""
     if options.snapshot is None:
         _, result = runner.run_backup(job, cancellation)
-        _note_backup_on_job(runner, job, result.source_fingerprint)
+        note_backup_on_job(runner, job, result.source_fingerprint)
         runner.apply_retention(job)
-        repository, info = _find_snapshot(runner, result.snapshot_id)
+        repository, info = find_snapshot(runner, result.snapshot_id)
         return repository, info, True
     if options.snapshot == "latest":
         wanted = runner.job_spec(job)
@@ -954,7 +954,7 @@ def _pick_snapshot(
             )
         newest = max(found, key=lambda s: (s.created_at, s.id))
         return repository, newest, False
-    repository, info = _find_snapshot(runner, options.snapshot)
+    repository, info = find_snapshot(runner, options.snapshot)
     if info.job != job:
         raise KubeferryError(f"snapshot {info.id} belongs to job {info.job!r}, not {job!r}")
     return repository, info, False
@@ -983,10 +983,10 @@ def run_drill(
     """
     options = options or DrillOptions()
     inventory = workspace.load_inventory()
-    _require_job(inventory, job)
+    require_job(inventory, job)
     cancellation = cancellation or Cancellation()
     with (
-        _locked_runner(
+        locked_runner(
             workspace,
             "drill",
             bus=bus,
@@ -994,7 +994,7 @@ def run_drill(
             lock_timeout=lock_timeout,
             inventory=inventory,
         ) as runner,
-        _one_line_errors(f"drill of job {job}"),
+        one_line_errors(f"drill of job {job}"),
     ):
         if mover is not None:
             runner.mover = mover

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from reconciler._events import EventBus
-from reconciler.apply import Cancellation, Interrupted
+from reconciler.apply import Cancellation
 from reconciler.engines import (
     ExistingResourcePolicy,
     JobSpec,
@@ -31,20 +29,26 @@ from reconciler.reconcile._actions import (
     expired_snapshots,
 )
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._runner import (
+    DNS_LABEL,
+    SNAPSHOT_ID,
+    find_snapshot,
+    ledger_if_any,
+    locked_runner,
+    note_backup_on_job,
+    one_line_errors,
+    require_job,
+)
 from reconciler.reconcile._session import (
-    _ledger_event_sink,
     default_engine,
-    ledger_lock,
     open_ledger,
 )
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import Repository
 from reconciler.workspace import Workspace
-from state import Ledger, LedgerError, LedgerNotFoundError, RunPhase, Snapshot
+from state import Ledger, LedgerError, RunPhase, Snapshot
 
 POLICIES: tuple[ExistingResourcePolicy, ...] = ("none", "update", "recreate")
-_SNAPSHOT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 __all__ = [
     "POLICIES",
@@ -119,56 +123,6 @@ class RestorePrecheck:
 # -- sessions --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _locked_runner(
-    workspace: Workspace,
-    operation: str,
-    *,
-    bus: EventBus | None,
-    engine: ObjectReplicator | None,
-    lock_timeout: float,
-    inventory: Inventory | None = None,
-) -> Iterator[ActionRunner]:
-    """An ActionRunner on an open, locked ledger whose events go to the ledger and ``bus``."""
-    inventory = inventory or workspace.load_inventory()
-    bus = bus or EventBus()
-    ledger = open_ledger(workspace)
-    try:
-        with ledger_lock(ledger, operation, lock_timeout):
-            unsubscribe = bus.subscribe(_ledger_event_sink(ledger))
-            connections = Connections(inventory)
-            try:
-                yield ActionRunner(
-                    inventory, connections, ledger, engine or default_engine(), bus, {}
-                )
-            finally:
-                unsubscribe()
-                connections.close()
-    except LedgerError as error:
-        raise KubeferryError(f"ledger {workspace.ledger_path}: {error}") from None
-    finally:
-        ledger.close()
-
-
-@contextlib.contextmanager
-def _one_line_errors(what: str) -> Iterator[None]:
-    """Expected failures pass through; an engine's unexpected one becomes one line."""
-    try:
-        yield
-    except (KubeferryError, Interrupted, KeyboardInterrupt):
-        raise
-    except Exception as error:  # the run is recorded Failed already
-        raise KubeferryError(f"{what} failed: {type(error).__name__}: {error}") from error
-
-
-def _require_job(inventory: Inventory, name: str) -> None:
-    if name not in inventory.jobs:
-        known = ", ".join(sorted(inventory.jobs)) or "none"
-        raise KubeferryError(
-            f"no ReplicationJob {name!r} in the inventory {inventory.path}", hint=f"jobs: {known}"
-        )
-
-
 # -- backup and retention --------------------------------------------------------------------
 
 
@@ -187,10 +141,10 @@ def backup_job(
     applied (its repository initialized). Raises ``Interrupted`` when cancelled.
     """
     inventory = workspace.load_inventory()
-    _require_job(inventory, job_name)
+    require_job(inventory, job_name)
     cancellation = cancellation or Cancellation()
     with (
-        _locked_runner(
+        locked_runner(
             workspace,
             "backup",
             bus=bus,
@@ -198,10 +152,10 @@ def backup_job(
             lock_timeout=lock_timeout,
             inventory=inventory,
         ) as runner,
-        _one_line_errors(f"backup of job {job_name}"),
+        one_line_errors(f"backup of job {job_name}"),
     ):
         run_id, result = runner.run_backup(job_name, cancellation)
-        _note_backup_on_job(runner, job_name, result.source_fingerprint)
+        note_backup_on_job(runner, job_name, result.source_fingerprint)
         retention = runner.apply_retention(job_name)
         if retention.deleted:
             runner.collect_volume_garbage(job_name, retention.repository, run_id=run_id)
@@ -219,23 +173,6 @@ def backup_job(
         )
 
 
-def _note_backup_on_job(runner: ActionRunner, name: str, fingerprint: str) -> None:
-    """A backup-mode job's whole work is a backup: record it as its latest success.
-
-    Only when the ledger's job is the applied version of today's spec; a replicating job's
-    destination is not touched by a backup, so its fingerprints stay as they are.
-    """
-    wanted = desired_job(runner.inventory, runner.inventory.jobs[name])
-    recorded = {job.name: job for job in runner.ledger.jobs()}.get(name)
-    if wanted.mode != "backup" or recorded is None:
-        return
-    if recorded.content_digest != wanted.content_digest:
-        return
-    runner.ledger.upsert_job(
-        name, source_fingerprint=fingerprint, last_success_at=datetime.now(UTC)
-    )
-
-
 def apply_retention(
     workspace: Workspace,
     job_name: str,
@@ -245,8 +182,8 @@ def apply_retention(
 ) -> RetentionResult:
     """Apply job ``job_name``'s retention to its snapshots now (under the ledger lock)."""
     inventory = workspace.load_inventory()
-    _require_job(inventory, job_name)
-    with _locked_runner(
+    require_job(inventory, job_name)
+    with locked_runner(
         workspace,
         "retention",
         bus=None,
@@ -258,22 +195,6 @@ def apply_retention(
 
 
 # -- listing ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _ledger_if_any(workspace: Workspace) -> Iterator[Ledger | None]:
-    """The ledger for reading, or None when there is none yet (a read creates nothing)."""
-    try:
-        ledger = Ledger.open(workspace.ledger_path, create=False)
-    except LedgerNotFoundError:
-        yield None
-        return
-    except LedgerError as error:
-        raise KubeferryError(f"ledger {workspace.ledger_path}: {error}") from None
-    try:
-        yield ledger
-    finally:
-        ledger.close()
 
 
 def _run_phases(ledger: Ledger | None, rows: dict[str, Snapshot]) -> dict[int, str]:
@@ -312,7 +233,7 @@ def list_snapshots(
             hint=f"repositories: {known}",
         )
     names = [repository] if repository is not None else sorted(inventory.repositories)
-    with _ledger_if_any(workspace) as ledger:
+    with ledger_if_any(workspace) as ledger:
         rows = {row.id: row for row in (ledger.snapshots(include_deleted=True) if ledger else [])}
         if job is not None and job not in inventory.jobs:
             if not any(row.job == job for row in rows.values()):
@@ -363,24 +284,6 @@ def _from_repository(stored: Repository, name: str, snapshot_id: str) -> Snapsho
 # -- restore ---------------------------------------------------------------------------------
 
 
-def _find_snapshot(runner: ActionRunner, snapshot_id: str) -> tuple[str, SnapshotInfo]:
-    """(repository name, info) of a complete snapshot: the ledger's record, else a scan."""
-    inventory = runner.inventory
-    row = runner.ledger.snapshot(snapshot_id)
-    candidates = sorted(inventory.repositories)
-    if row is not None and row.repository in inventory.repositories:
-        candidates = [row.repository] + [c for c in candidates if c != row.repository]
-    for name in candidates:
-        stored = runner.connections.repository(name)
-        if stored.is_initialized() and stored.snapshot_exists(snapshot_id):
-            return name, runner.snapshot_info(name, stored, snapshot_id)
-    where = ", ".join(candidates) or "none"
-    raise KubeferryError(
-        f"no snapshot {snapshot_id!r} in the inventory's repositories ({where})",
-        hint="list them with `kubeferry snapshots`",
-    )
-
-
 def _restore_spec(
     runner: ActionRunner,
     info: SnapshotInfo,
@@ -423,9 +326,9 @@ def _checked_restore_arguments(
     policy: str | None,
 ) -> Inventory:
     """Validate a restore's arguments; returns the loaded inventory."""
-    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+    if not SNAPSHOT_ID.fullmatch(snapshot_id):
         raise KubeferryError(f"invalid snapshot id {snapshot_id!r}")
-    if to_namespace is not None and not _DNS_LABEL.fullmatch(to_namespace):
+    if to_namespace is not None and not DNS_LABEL.fullmatch(to_namespace):
         raise KubeferryError(
             f"--to-namespace {to_namespace!r}: not a valid namespace name "
             "(lowercase letters, digits and '-', at most 63)"
@@ -466,8 +369,8 @@ def precheck_restore(
     connections = Connections(inventory)
     try:
         runner = ActionRunner(inventory, connections, ledger, engine, EventBus(), {}, mover=None)
-        with _one_line_errors(f"pre-checks of snapshot {snapshot_id}"):
-            repository, info = _find_snapshot(runner, snapshot_id)
+        with one_line_errors(f"pre-checks of snapshot {snapshot_id}"):
+            repository, info = find_snapshot(runner, snapshot_id)
             spec = _restore_spec(
                 runner,
                 info,
@@ -524,7 +427,7 @@ def restore_snapshot(
     )
     cancellation = cancellation or Cancellation()
     with (
-        _locked_runner(
+        locked_runner(
             workspace,
             "restore",
             bus=bus,
@@ -532,9 +435,9 @@ def restore_snapshot(
             lock_timeout=lock_timeout,
             inventory=inventory,
         ) as runner,
-        _one_line_errors(f"restore of snapshot {snapshot_id}"),
+        one_line_errors(f"restore of snapshot {snapshot_id}"),
     ):
-        repository, info = _find_snapshot(runner, snapshot_id)
+        repository, info = find_snapshot(runner, snapshot_id)
         spec = _restore_spec(
             runner,
             info,

@@ -22,7 +22,8 @@ from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
 from reconciler.reconcile._actions import RetentionResult, describe_retention, expired_snapshots
 from reconciler.reconcile._connect import Connections
-from reconciler.reconcile._ondemand import _locked_runner, list_snapshots
+from reconciler.reconcile._ondemand import list_snapshots
+from reconciler.reconcile._runner import locked_runner
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import (
     KeyFile,
@@ -594,7 +595,7 @@ def repo_prune(
             if marker.encrypted:
                 volume = _volume_prune(repository, dry_run=True, grace=grace)
     else:
-        with _locked_runner(
+        with locked_runner(
             workspace,
             "prune",
             bus=None,

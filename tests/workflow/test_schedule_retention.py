@@ -23,7 +23,7 @@ from reconciler.errors import KubeferryError
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile import Workspace, _actions
 from reconciler.reconcile._actions import ActionRunner
-from reconciler.reconcile._ondemand import _locked_runner
+from reconciler.reconcile._runner import locked_runner
 from reconciler.repository import FilesystemBackend, Repository, ScryptParams, _crypto
 from reconciler.volumes import VolumeStore, backup_tree
 from state import Ledger, RunKind, RunPhase
@@ -122,7 +122,7 @@ def _tree(root: Path, seed: int) -> Path:
 
 @pytest.fixture
 def runner(site: Path) -> Iterator[ActionRunner]:
-    with _locked_runner(
+    with locked_runner(
         Workspace.resolve(site), "test", bus=None, engine=None, lock_timeout=0
     ) as r:
         for address in (
