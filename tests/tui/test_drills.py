@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Markdown, Static
 
 from reconciler.errors import KubeferryError
 from reconciler.reconcile import DrillReport, Workspace, list_runs
-from reconciler.reconcile._drill import VolumeCheck
+from reconciler.reconcile._drill_report import VolumeCheck
 from state import Ledger, RunKind, RunPhase
 from tests.tui._data import NOW, scenario
 from tests.tui._pilot import make_app, wait_for, wait_for_text

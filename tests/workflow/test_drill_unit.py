@@ -21,23 +21,21 @@ from croniter import croniter
 from reconciler.cli import _workflow
 from reconciler.inventory import InventoryError, load_inventory
 from reconciler.reconcile import _drill
-from reconciler.reconcile._drill import (
+from reconciler.reconcile._drill import ScheduledDrill, scratch_namespace
+from reconciler.reconcile._drill_report import (
     DrillReport,
     Mismatch,
-    ScheduledDrill,
     VolumeCheck,
     WorkloadCheck,
-    compare_object,
-    drill_due,
-    due_drills,
-    field_differences,
-    notify_webhook,
     render_markdown,
-    scratch_namespace,
-    verify_tree,
-    webhook_url,
-    workload_checks,
     write_report,
+)
+from reconciler.reconcile._drill_schedule import drill_due, due_drills, notify_webhook, webhook_url
+from reconciler.reconcile._drill_verify import (
+    compare_object,
+    field_differences,
+    verify_tree,
+    workload_checks,
 )
 from reconciler.volumes import VolumeManifest, backup_tree
 from state import Ledger, RunKind, RunPhase
