@@ -616,3 +616,57 @@ def test_long_backup_indexes_as_it_goes(
     retry = _store_of(fs_repository)
     assert [retry.has(chunk_id) for chunk_id in ids] == [True] * 4 + [False]
     assert retry.add(ids[0], chunks[0]) is False
+
+
+# -- how chunks are read ---------------------------------------------------------------------
+
+
+class _CountingBackend(FilesystemBackend):
+    """A local backend that counts whole-pack and ranged reads (and may pose as remote)."""
+
+    def __init__(self, root: Path, *, cheap: bool) -> None:
+        super().__init__(root)
+        self.cheap = cheap
+        self.whole_pack_reads = 0
+        self.range_reads = 0
+
+    @property
+    def cheap_ranges(self) -> bool:
+        return self.cheap
+
+    def get(self, key: str) -> bytes:
+        if key.startswith(_store.PACKS_PREFIX):
+            self.whole_pack_reads += 1
+        return super().get(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.range_reads += 1
+        return super().get_range(key, start, length)
+
+
+@pytest.mark.parametrize("cheap", [True, False], ids=["local-disk", "object-store"])
+def test_chunks_are_read_by_range_only_where_ranges_are_cheap(tmp_path: Path, cheap: bool) -> None:
+    backend = _CountingBackend(tmp_path / "repo", cheap=cheap)
+    Repository(backend).initialize("repo-ranges", passphrase=PASSPHRASE)
+    repository = Repository(backend).unlock(PASSPHRASE)
+    chunks = [_chunk(seed) for seed in range(12)]
+    writer = _store_of(repository)
+    ids = _add_all(writer, chunks)
+    writer.flush()
+    packs = len(_keys(backend, _store.PACKS_PREFIX))
+    assert packs >= 3  # several packs, so the reads below cross pack boundaries
+
+    reader = _store_of(Repository(backend).unlock(PASSPHRASE))
+    backend.whole_pack_reads = backend.range_reads = 0
+    # a restore's order wanders between packs; every chunk twice
+    for chunk_id, data in [
+        *zip(ids, chunks, strict=True),
+        *zip(ids[::-1], chunks[::-1], strict=True),
+    ]:
+        assert reader.get(chunk_id) == data
+    if cheap:
+        # a local disk: each chunk's bytes only, never a whole pack
+        assert (backend.whole_pack_reads, backend.range_reads) == (0, 2 * len(chunks))
+    else:
+        # an object store: whole packs, each fetched once and then served from the cache
+        assert (backend.whole_pack_reads, backend.range_reads) == (packs, 0)
