@@ -10,26 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from reconciler.reconcile import Workspace
 from state import EventLevel, IssueSeverity, Ledger, RunKind, RunPhase
 from tests.tui._data import NOW, scenario
+from tests.tui._pilot import wait_for
 from tui.app import KubeferryApp
 from tui.screens.history import HistoryScreen, RunDetailScreen, normalize_phase
 from tui.screens.run import RunScreen
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 10) -> None:
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError("timed out waiting for the screen")
-        await pilot.pause(0.05)
-        waited += 0.05
 
 
 def _app(workspace: Workspace, **extra: object) -> KubeferryApp:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Input, RichLog, Static
 
 from reconciler._events import (
@@ -33,6 +32,7 @@ from reconciler.apply import ActionResult, ApplyResult, Interrupted
 from reconciler.plan import Action, ActionType, Plan, PlanProblem
 from reconciler.reconcile import Cancellation, Workspace
 from tests.tui._data import NOW, scenario
+from tests.tui._pilot import wait_for
 from tui.app import KubeferryApp
 from tui.screens.plan import APPLY_WORD, PlanScreen
 from tui.screens.run import RunScreen
@@ -44,14 +44,6 @@ if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the screen")
-        await pilot.pause(0.05)
 
 
 def _replicate(name: str, destination: str = "worker-2", **extra: Any) -> Action:

@@ -5,15 +5,13 @@ real sandbox clusters (``precheck_restore`` included: it must write nothing).
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, DataTable, Input, RadioSet, Select, Static
 
 from reconciler.engines import PrecheckReport, PrecheckResult
@@ -28,6 +26,7 @@ from reconciler.reconcile import (
     precheck_restore,
 )
 from tests.tui._data import NOW, scenario
+from tests.tui._pilot import wait_for
 from tui.app import KubeferryApp
 from tui.screens.run import RunScreen
 from tui.screens.snapshots import (
@@ -43,14 +42,6 @@ if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
 
 pytestmark = pytest.mark.anyio
-
-
-async def wait_for(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the screen")
-        await pilot.pause(0.05)
 
 
 def _snapshot(job: str, namespace: str, minute: int) -> SnapshotInfo:
