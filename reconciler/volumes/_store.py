@@ -803,17 +803,18 @@ class VolumeStore:
         *,
         referenced: Iterable[str],
         grace: timedelta = timedelta(hours=1),
-        repack_unused: float | None = 0.5,
+        max_unused: float | None = 0.05,
     ) -> PruneStats:
         """Delete data no snapshot references, under the exclusive lock.
 
         `referenced`: every chunk id the remaining manifests use. A pack is deleted when
         none of its chunks is referenced and neither the pack nor any index file listing it
-        is younger than `grace`. A pack whose unreferenced bytes are at least
-        `repack_unused` of its chunk bytes has its referenced chunks copied (still sealed)
-        into new packs and is deleted too (None: never repack). Packs no index lists and
-        older than `grace` are deleted. New index files are written before the old ones and
-        the packs are deleted.
+        is younger than `grace`. Partly used packs are repacked (their referenced chunks
+        copied, still sealed, into new packs, the old pack deleted), most wasteful first,
+        until the unreferenced bytes left are at most `max_unused` of the referenced ones
+        (restic's --max-unused; None: never repack): a little garbage is not worth
+        rewriting whole packs for. Packs no index lists and older than `grace` are deleted.
+        New index files are written before the old ones and the packs are deleted.
         """
         if grace < timedelta(0):
             raise RepositoryError("prune: grace must not be negative")
@@ -822,13 +823,11 @@ class VolumeStore:
             if self._open is not None or self._pending or self._unindexed:
                 raise RepositoryError("prune: this store has unsaved chunks; flush first")
         with self.lock("exclusive"):
-            stats = self._prune(wanted, grace, repack_unused)
+            stats = self._prune(wanted, grace, max_unused)
         self.load_index()
         return stats
 
-    def _prune(
-        self, wanted: set[bytes], grace: timedelta, repack_unused: float | None
-    ) -> PruneStats:
+    def _prune(self, wanted: set[bytes], grace: timedelta, max_unused: float | None) -> PruneStats:
         cutoff = _now() - grace
         index_infos = self._index_files()
         listed: dict[bytes, list[Entry]] = {}
@@ -849,24 +848,36 @@ class VolumeStore:
         keep: dict[bytes, list[Entry]] = {}
         repack: list[bytes] = []
         delete: list[bytes] = []
+        partial: list[tuple[float, int, bytes]] = []  # (unused share, unused bytes, pack)
         missing = removed = 0
+        used_bytes = unused_bytes = 0
         for pack_id, entries in listed.items():
             if pack_id not in objects:
                 missing += 1
                 log.warning("%s: indexed pack %s is missing", self.location, pack_id.hex())
                 continue
-            if pack_id in protected:
-                keep[pack_id] = entries
-                continue
             unused = sum(length for chunk_id, _, length, _ in entries if chunk_id not in wanted)
             total = sum(length for _, _, length, _ in entries)
-            if unused == total:
+            used_bytes += total - unused
+            if pack_id in protected:
+                keep[pack_id] = entries
+                unused_bytes += unused
+            elif unused == total:
                 delete.append(pack_id)
                 removed += len(entries)
-            elif repack_unused is not None and total and unused / total >= repack_unused:
-                repack.append(pack_id)
             else:
                 keep[pack_id] = entries
+                if unused:
+                    unused_bytes += unused
+                    partial.append((unused / total, unused, pack_id))
+        if max_unused is not None:
+            # the most wasteful packs first, until what is left is within the budget
+            for _, unused, pack_id in sorted(partial, reverse=True):
+                if unused_bytes <= max_unused * used_bytes:
+                    break
+                repack.append(pack_id)
+                del keep[pack_id]
+                unused_bytes -= unused
         orphans = [
             pack_id
             for pack_id, info in objects.items()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import threading
@@ -11,11 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from reconciler.repository import (
     FilesystemBackend,
@@ -33,10 +30,10 @@ from reconciler.repository import (
     generate_master_key,
 )
 from reconciler.volumes import ChunkNotFound, RepositoryLocked, VolumeStore, _store
+from tests.volumes._s3 import fresh_bucket_backend, moto_server
 
 PASSPHRASE = "volume store test passphrase"
 CREDENTIALS = S3Credentials("AKIATESTKUBEFERRY02", "volume-store-test-secret")
-_buckets = itertools.count()
 
 
 @pytest.fixture(autouse=True)
@@ -46,32 +43,12 @@ def cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _s3_backend(endpoint: str) -> S3Backend:
-    bucket = f"kubeferry-volumes-{os.getpid()}-{next(_buckets)}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=CREDENTIALS.access_key_id,
-        aws_secret_access_key=CREDENTIALS.secret_access_key,
-    ).create_bucket(Bucket=bucket)
-    return S3Backend(
-        bucket,
-        prefix="team/repo",
-        endpoint=endpoint,
-        region="us-east-1",
-        force_path_style=True,
-        credentials=CREDENTIALS,
-    )
+    return fresh_bucket_backend(endpoint, CREDENTIALS, "kubeferry-volumes")
 
 
 @pytest.fixture(params=["filesystem", "s3"])
@@ -563,6 +540,40 @@ def test_prune_repacks_mostly_unused_packs(repository: Repository) -> None:
     assert fresh.check(read_data=True) == []
     # below the threshold (or disabled) the pack stays as it is
     assert store.prune(referenced={kept}, grace=timedelta(0)).kept_packs == 1
+
+
+def test_prune_repacks_until_little_garbage_is_left(repository: Repository) -> None:
+    # 10 packs of 5 chunks; the oldest snapshot's chunk in each pack goes: every pack is
+    # 20% unused, which no per-pack threshold of one half would ever repack
+    store = _store_of(repository, pack_size=50_000)
+    chunks = [_chunk(i, 10_000) for i in range(50)]
+    ids = _add_all(store, chunks)
+    store.flush()
+    with store.lock("shared"):
+        store.save_manifest(json.dumps(ids[1::5]).encode(), snapshot_id="old")
+        kept = [chunk_id for n, chunk_id in enumerate(ids) if n % 5 != 1]
+        store.save_manifest(json.dumps(kept).encode(), snapshot_id="new")
+    assert store.stats().packs == 10
+    store.delete_snapshot("old")
+    stats = store.prune(referenced=set(kept), grace=timedelta(0))
+    # 10,000 unused bytes per pack against 40,000 used: repacking stops once at most 5% of
+    # the 400,000 referenced bytes (20,000, two packs' worth) is left unused
+    assert stats.repacked_packs == 8
+    assert stats.removed_chunks == 8
+    fresh = _store_of(repository)
+    assert fresh.stats().chunks == 40 + 2  # two packs kept whole with their one spare chunk
+    assert [fresh.get(chunk_id) for chunk_id in kept] == [
+        data for n, data in enumerate(chunks) if n % 5 != 1
+    ]
+    assert fresh.check(read_data=True) == []
+    # within the budget already: nothing is rewritten for it
+    assert store.prune(referenced=set(kept), grace=timedelta(0)).repacked_packs == 0
+    # and None never repacks
+    again = _store_of(repository)
+    assert (
+        again.prune(referenced=set(kept[:20]), grace=timedelta(0), max_unused=None).repacked_packs
+        == 0
+    )
 
 
 def test_prune_refuses_unflushed_store(fs_repository: Repository) -> None:
