@@ -201,20 +201,36 @@ class Dataset:
         self._write_marker("base")
         return f"generated in {time.perf_counter() - started:.1f} s"
 
-    def change(self) -> int:
-        """Rewrite ~5% of the bytes in place; returns the number of bytes rewritten."""
+    def change(self, generation: int = 1) -> int:
+        """Rewrite ~5% of the bytes in place; returns the number of bytes rewritten.
+
+        Each ``generation`` rewrites other regions with other bytes (1 is the volume bench's
+        change), so successive generations are distinct states. The marker lists every file
+        changed so far, so ``revert``/``ensure`` restore all of them, also after a crash.
+        """
+        tag = "" if generation == 1 else f"{generation}:"
+        marker = self.read_marker() or {}
+        before: dict[str, list[int]] = (
+            marker.get("changed") or {} if marker.get("state") == "changed" else {}
+        )
         changed_small = [
             i
             for i in range(self.small_count)
-            if random.Random(f"{self.seed}:pick:{i}").random() < CHANGED_SMALL_SHARE
+            if random.Random(f"{self.seed}:pick:{tag}{i}").random() < CHANGED_SMALL_SHARE
         ]
         large = [i for i in CHANGED_LARGE if i < LARGE_FILES]
         # written first: a crash mid-change still reverts everything
-        self._write_marker("changed", {"large": large, "small": changed_small})
+        self._write_marker(
+            "changed",
+            {
+                "large": sorted({*before.get("large", []), *large}),
+                "small": sorted({*before.get("small", []), *changed_small}),
+            },
+        )
         rewritten = 0
         region = min(CHANGE_REGION, self.large_size)
         for index in large:
-            rng = random.Random(f"{self.seed}:change:{index}")
+            rng = random.Random(f"{self.seed}:change:{tag}{index}")
             count = max(1, math.ceil(self.large_size * CHANGED_LARGE_SHARE / region))
             slots = self.large_size // region
             fd = os.open(self.large_path(index), os.O_WRONLY)
@@ -228,7 +244,7 @@ class Dataset:
         for index in changed_small:
             path = self.small_path(index)
             size = path.stat().st_size
-            rng = random.Random(f"{self.seed}:change-small:{index}")
+            rng = random.Random(f"{self.seed}:change-small:{tag}{index}")
             data = self._text(rng, size) if path.suffix == ".txt" else rng.randbytes(size)
             path.write_bytes(data)
             rewritten += size
