@@ -5,7 +5,10 @@ $KUBEFERRY_MOVER_CONFIG): ``repository.json`` (where the repository is), ``passp
 for S3 optionally ``accessKeyId``/``secretAccessKey``/``sessionToken`` and ``ca.crt``.
 The result (JSON: snapshot id, files, bytes) is printed and written to the termination log,
 which Kubernetes hands back as the container's termination message. Errors: one line on
-stderr, exit 1, and ``{"error": ...}`` as the result.
+stderr, exit 1, and ``{"error": ...}`` as the result. With ``--progress <job name>`` the pod
+also keeps a sealed progress object in the repository up to date while it copies (every
+``--progress-interval`` seconds and once at the end), which the waiting kubeferry reads; a
+failed progress write is a warning on stderr, never a failed copy.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +28,9 @@ from reconciler.repository import (
     S3Credentials,
     open_backend,
 )
+
+if TYPE_CHECKING:
+    from reconciler.volumes._moverprogress import ProgressWriter
 
 app = typer.Typer(
     help="In-pod entry point of the Job mover: back up or restore one volume directory.",
@@ -51,6 +57,15 @@ _TERMINATION_LOG = typer.Option(
     help=f"Where to write the result JSON (default {DEFAULT_TERMINATION_LOG}, when it exists).",
 )
 _WORKERS = typer.Option(4, "--workers", min=1, max=64, help="Parallel readers/writers.")
+_PROGRESS = typer.Option(
+    None,
+    "--progress",
+    metavar="JOB",
+    help="Keep live progress in the repository as volumes/progress/JOB.json (the Job's name).",
+)
+_PROGRESS_INTERVAL = typer.Option(
+    2.0, "--progress-interval", min=0.0, help="Seconds between progress writes."
+)
 
 
 class MoverConfig:
@@ -146,6 +161,20 @@ def _report(result: dict[str, Any], termination_log: Path | None) -> None:
         typer.secho(f"kubeferry: warning: cannot write {target}: {error.strerror}", err=True)
 
 
+def _warn(text: str) -> None:
+    typer.secho(f"kubeferry: warning: {text}", err=True)
+
+
+def _progress_writer(
+    repository: Repository, job: str | None, operation: str, interval: float
+) -> ProgressWriter | None:
+    if not job:
+        return None
+    from reconciler.volumes._moverprogress import ProgressWriter
+
+    return ProgressWriter(repository, job, operation, interval=interval, warn=_warn)
+
+
 def _fail(operation: str, snapshot_set: str, error: BaseException, log: Path | None) -> None:
     message = (
         str(error) if isinstance(error, KubeferryError) else f"{type(error).__name__}: {error}"
@@ -166,14 +195,19 @@ def backup(
     ),
     termination_log: Path | None = _TERMINATION_LOG,
     workers: int = _WORKERS,
+    progress: str | None = _PROGRESS,
+    progress_interval: float = _PROGRESS_INTERVAL,
 ) -> None:
     """Back up the directory --path into a new volume snapshot."""
     from reconciler.volumes import VolumeStore, backup_tree
 
     try:
         repository = MoverConfig(_config_dir(config)).repository()
+        writer = _progress_writer(repository, progress, "backup", progress_interval)
         store = VolumeStore(repository)
-        snapshot = backup_tree(store, path, parent=parent, workers=workers)
+        snapshot = backup_tree(store, path, parent=parent, workers=workers, on_progress=writer)
+        if writer is not None:
+            writer.finish()
     except Exception as error:  # noqa: BLE001 - the pod must always report a result
         _fail("backup", snapshot_set, error, termination_log)
         return
@@ -200,14 +234,19 @@ def restore(
     config: Path | None = _CONFIG,
     termination_log: Path | None = _TERMINATION_LOG,
     workers: int = _WORKERS,
+    progress: str | None = _PROGRESS,
+    progress_interval: float = _PROGRESS_INTERVAL,
 ) -> None:
     """Restore volume snapshot --snapshot into the directory --path."""
     from reconciler.volumes import VolumeStore, restore_tree
 
     try:
         repository = MoverConfig(_config_dir(config)).repository()
+        writer = _progress_writer(repository, progress, "restore", progress_interval)
         store = VolumeStore(repository)
-        restored = restore_tree(store, snapshot, path, workers=workers)
+        restored = restore_tree(store, snapshot, path, workers=workers, on_progress=writer)
+        if writer is not None:
+            writer.finish()
     except Exception as error:  # noqa: BLE001 - the pod must always report a result
         _fail("restore", snapshot_set, error, termination_log)
         return

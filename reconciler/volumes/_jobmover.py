@@ -11,10 +11,13 @@ Per PersistentVolumeClaim the mover
    runs the project image, and - for a ReadWriteOnce claim in use - sits on the node of the
    pod using it (``nodeSelector kubernetes.io/hostname``);
 3. polls the Job until it completes, fails or the timeout passes, reads the result (JSON:
-   snapshot id, files, bytes) from the pod's termination message;
-4. always deletes the Job (propagation Background, so its pods go too) and the Secret, also
-   after a failure, a timeout or a cancellation. The Secret is also owned by the Job, so the
-   garbage collector removes it should kubeferry die before cleaning up.
+   snapshot id, files, bytes) from the pod's termination message; meanwhile, given the
+   repository, it forwards the pod's live progress (``volumes/progress/<job>.json``, see
+   :mod:`reconciler.volumes._moverprogress`) to the reporter on every poll;
+4. always deletes the Job (propagation Background, so its pods go too), the Secret and the
+   progress object, also after a failure, a timeout or a cancellation. The Secret is also
+   owned by the Job, so the garbage collector removes it should kubeferry die before
+   cleaning up.
 
 Building the manifests is pure (:func:`mover_secret_manifest`, :func:`mover_job_manifest`);
 waiting and cleaning up take a :class:`~reconciler.kube.KubeClient`.
@@ -44,6 +47,12 @@ from reconciler.repository import (
     RepositoryBackend,
     S3Backend,
     S3Credentials,
+)
+from reconciler.volumes._moverprogress import (
+    DEFAULT_PROGRESS_INTERVAL,
+    delete_progress,
+    read_progress,
+    sweep_stale_progress,
 )
 
 if TYPE_CHECKING:
@@ -208,6 +217,8 @@ class MoverSettings:
     timeout: float = 6 * 3600.0
     """Seconds to wait for one Job; its activeDeadlineSeconds is this plus a margin."""
     poll_interval: float = 2.0
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL
+    """Seconds between the pod's progress writes into the repository (one more at the end)."""
     ttl_seconds_after_finished: int = 3600
     run_as_user: int = 0
     """Root by default: a backup must read every file and a restore must set ownership.
@@ -269,6 +280,12 @@ class LaunchedMover:
     job: str
     secret: str
     operation: MoverOperation
+    claim: str = ""
+
+    @property
+    def item(self) -> str:
+        """The claim as the reporter knows it (as the host-path mover reports it)."""
+        return f"persistentvolumeclaims/{self.claim}"
 
 
 # -- pure manifest builders ---------------------------------------------------------------
@@ -342,8 +359,13 @@ def mover_secret_manifest(
     }
 
 
-def mover_command(request: MoverRequest, settings: MoverSettings) -> list[str]:
-    """The container's arguments (the image's entrypoint is ``kubeferry``)."""
+def mover_command(
+    request: MoverRequest, settings: MoverSettings, progress: str | None = None
+) -> list[str]:
+    """The container's arguments (the image's entrypoint is ``kubeferry``).
+
+    ``progress``: the Job's name, under which the pod writes its live progress.
+    """
     args = [
         "mover",
         request.operation,
@@ -360,6 +382,8 @@ def mover_command(request: MoverRequest, settings: MoverSettings) -> list[str]:
         "--termination-log",
         TERMINATION_LOG,
     ]
+    if progress:
+        args += ["--progress", progress, "--progress-interval", f"{settings.progress_interval:g}"]
     if request.operation == "restore":
         assert request.volume_snapshot is not None
         args += ["--snapshot", request.volume_snapshot]
@@ -375,8 +399,13 @@ def mover_job_manifest(
     settings: MoverSettings | None = None,
     *,
     secret_name: str | None = None,
+    progress: bool = False,
 ) -> Manifest:
-    """The Job that moves one claim's data; secrets only by reference (volume/secretKeyRef)."""
+    """The Job that moves one claim's data; secrets only by reference (volume/secretKeyRef).
+
+    ``progress``: the pod keeps live progress in the repository, under the Job's name (only
+    when the caller reads it, and so deletes it again).
+    """
     settings = settings or MoverSettings()
     secret_name = secret_name or name
     backup = request.operation == "backup"
@@ -419,7 +448,7 @@ def mover_job_manifest(
         "name": "mover",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": mover_command(request, settings),
+        "args": mover_command(request, settings, progress=name if progress else None),
         "env": env,
         "volumeMounts": mounts,
         "resources": {kind: dict(values) for kind, values in settings.resources.items()},
@@ -541,6 +570,38 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _forward_progress(
+    repository: Repository,
+    launched: LaunchedMover,
+    reporter: Reporter,
+    forwarded: tuple[int, int] | None,
+) -> tuple[int, int] | None:
+    """Hand the pod's latest counters to the reporter; returns what was last forwarded.
+
+    Only news: an unchanged object is not sent again, and a read that lags behind one
+    already forwarded (a stale read) never makes the bar go back.
+    """
+    progress = read_progress(repository, launched.job)
+    if progress is None or progress.operation != launched.operation:
+        return forwarded
+    counters = (progress.bytes_done, progress.bytes_total)
+    if forwarded is not None and (counters == forwarded or counters[0] < forwarded[0]):
+        return forwarded
+    reporter.bytes_progress(launched.item, *counters)
+    return counters
+
+
+def _sweep_progress(repository: Repository) -> None:
+    """Remove progress objects movers left behind (best effort, never raises)."""
+    try:
+        removed = sweep_stale_progress(repository)
+    except KubeferryError as error:
+        log.debug("cannot sweep stale mover progress: %s", error)
+        return
+    if removed:
+        log.info("removed %d stale mover progress object(s)", removed)
+
+
 # -- the mover ----------------------------------------------------------------------------
 
 
@@ -559,12 +620,20 @@ class JobMover:
 
     # -- one claim ------------------------------------------------------------------------
 
-    def launch(self, client: KubeClient, request: MoverRequest) -> LaunchedMover:
-        """Create the Secret, then the Job (the Secret becomes owned by the Job)."""
+    def launch(
+        self, client: KubeClient, request: MoverRequest, *, progress: bool = False
+    ) -> LaunchedMover:
+        """Create the Secret, then the Job (the Secret becomes owned by the Job).
+
+        ``progress``: the pod writes live progress; the caller's wait() reads it and its
+        cleanup() deletes it (both given the repository).
+        """
         name = mover_name(request)
         secret = mover_secret_manifest(name, request, self.repository)
-        job = mover_job_manifest(name, request, self.repository, self.settings, secret_name=name)
-        launched = LaunchedMover(request.namespace, name, name, request.operation)
+        job = mover_job_manifest(
+            name, request, self.repository, self.settings, secret_name=name, progress=progress
+        )
+        launched = LaunchedMover(request.namespace, name, name, request.operation, request.claim)
         client.create(secret)
         try:
             created = client.create(job)
@@ -602,11 +671,17 @@ class JobMover:
         *,
         timeout: float | None = None,
         reporter: Reporter | None = None,
+        repository: Repository | None = None,
     ) -> MoverResult:
-        """Poll the Job until it completes (result) or fails/times out (MoverError)."""
+        """Poll the Job until it completes (result) or fails/times out (MoverError).
+
+        With a ``repository`` and a ``reporter``, every poll forwards the pod's progress
+        object to ``reporter.bytes_progress`` (nothing when it is missing or unreadable).
+        """
         limit = self.settings.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         where = f"job {launched.namespace}/{launched.job}"
+        forwarded: tuple[int, int] | None = None
         while True:
             if reporter is not None:
                 reporter.check_cancelled()
@@ -620,6 +695,8 @@ class JobMover:
                 reason = _hopeless(pod)
                 if reason:
                     raise MoverError(f"mover {where} cannot start: {reason}")
+            if repository is not None and reporter is not None:
+                forwarded = _forward_progress(repository, launched, reporter, forwarded)
             if time.monotonic() >= deadline:
                 raise MoverTimeout(
                     f"mover {where} did not finish within {limit:.0f}s",
@@ -658,8 +735,11 @@ class JobMover:
             raise MoverError(f"mover {where} completed without a result")
         return MoverResult.from_message(message, launched.operation)
 
-    def cleanup(self, client: KubeClient, launched: LaunchedMover) -> None:
-        """Delete the Job (Background: its pods go too) and the Secret; never raises."""
+    def cleanup(
+        self, client: KubeClient, launched: LaunchedMover, repository: Repository | None = None
+    ) -> None:
+        """Delete the Job (Background: its pods go too), the Secret and, given the
+        repository, the progress object; never raises."""
         try:
             rest = client.rest(max_connections=1)
             try:
@@ -674,6 +754,12 @@ class JobMover:
             client.delete("v1", "Secret", launched.secret, launched.namespace)
         except KubeError as error:
             log.warning("could not delete mover secret %s: %s", launched.secret, error)
+        if repository is not None:
+            # last: a pod still being killed may write once more before it goes
+            try:
+                delete_progress(repository, launched.job)
+            except KubeferryError as error:
+                log.warning("could not delete the progress of %s: %s", launched.job, error)
 
     def run(
         self,
@@ -682,13 +768,23 @@ class JobMover:
         *,
         timeout: float | None = None,
         reporter: Reporter | None = None,
+        repository: Repository | None = None,
     ) -> MoverResult:
-        """Launch, wait, and always clean up."""
-        launched = self.launch(client, request)
+        """Launch, wait, and always clean up.
+
+        ``repository`` (the one the pod writes to, opened): live progress for ``reporter``.
+        """
+        if repository is not None:
+            _sweep_progress(repository)
+        # the pod writes progress only for someone who reads it (and cleanup deletes it)
+        live = repository is not None and reporter is not None
+        launched = self.launch(client, request, progress=live)
         try:
-            return self.wait(client, launched, timeout=timeout, reporter=reporter)
+            return self.wait(
+                client, launched, timeout=timeout, reporter=reporter, repository=repository
+            )
         finally:
-            self.cleanup(client, launched)
+            self.cleanup(client, launched, repository)
 
     def request_for(
         self,
@@ -728,11 +824,12 @@ class JobMover:
         job: str = "",
         parent: str | None = None,
         reporter: Reporter | None = None,
+        repository: Repository | None = None,
     ) -> MoverResult:
         request = self.request_for(
             client, "backup", namespace, claim, snapshot_set, job=job, parent=parent
         )
-        return self.run(client, request, reporter=reporter)
+        return self.run(client, request, reporter=reporter, repository=repository)
 
     def restore_claim(
         self,
@@ -744,6 +841,7 @@ class JobMover:
         *,
         job: str = "",
         reporter: Reporter | None = None,
+        repository: Repository | None = None,
     ) -> MoverResult:
         request = self.request_for(
             client,
@@ -754,7 +852,7 @@ class JobMover:
             job=job,
             volume_snapshot=volume_snapshot,
         )
-        return self.run(client, request, reporter=reporter)
+        return self.run(client, request, reporter=reporter, repository=repository)
 
     # -- the VolumeMover protocol ---------------------------------------------------------
 
@@ -824,6 +922,7 @@ class JobMover:
                 job=job.name,
                 parent=parents.get(claim),
                 reporter=reporter,
+                repository=repository,
             )
             entries.append(
                 VolumeEntry(
@@ -872,6 +971,7 @@ class JobMover:
                 entry.snapshot,
                 job=job.name,
                 reporter=reporter,
+                repository=repository,
             )
             written += result.bytes
             reporter.item_done(item, result.bytes)

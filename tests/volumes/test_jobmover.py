@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,12 @@ from reconciler.errors import KubeferryError
 from reconciler.repository import (
     FilesystemBackend,
     Repository,
+    RepositoryError,
     S3Credentials,
     ScryptParams,
     _crypto,
 )
+from reconciler.volumes import TreeProgress
 from reconciler.volumes._jobmover import (
     CONFIG_MOUNT,
     DEFAULT_IMAGE,
@@ -37,6 +41,14 @@ from reconciler.volumes._jobmover import (
     mover_job_manifest,
     mover_name,
     mover_secret_manifest,
+)
+from reconciler.volumes._moverprogress import (
+    MoverProgress,
+    ProgressWriter,
+    delete_progress,
+    progress_key,
+    read_progress,
+    sweep_stale_progress,
 )
 
 PASSPHRASE = "mover test passphrase"
@@ -106,7 +118,7 @@ def test_job_spec_shape_and_command() -> None:
         image="registry.local/kf:dev", timeout=120, ttl_seconds_after_finished=60
     )
     job = mover_job_manifest(
-        "kf-backup-data-abc", _backup_request(parent="vol-0"), S3_REPO, settings
+        "kf-backup-data-abc", _backup_request(parent="vol-0"), S3_REPO, settings, progress=True
     )
     spec = job["spec"]
     assert spec["backoffLimit"] == 0
@@ -130,10 +142,17 @@ def test_job_spec_shape_and_command() -> None:
         "4",
         "--termination-log",
         "/dev/termination-log",
+        "--progress",
+        "kf-backup-data-abc",
+        "--progress-interval",
+        "2",
         "--parent",
         "vol-0",
     ]
     assert container["terminationMessagePath"] == "/dev/termination-log"
+    # no reader (no repository to wait with): the pod writes no progress to be left behind
+    quiet = mover_job_manifest("kf-backup-data-abc", _backup_request(), S3_REPO, settings)
+    assert not any(a.startswith("--progress") for a in _container(quiet)["args"])
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["privileged"] is False
@@ -493,3 +512,266 @@ def test_run_raises_the_pod_error_and_cleans_up() -> None:
     with pytest.raises(MoverError, match="no space left"):
         mover.run(client, _backup_request())  # type: ignore[arg-type]
     assert client.objects == {}
+
+
+# -- live progress through the repository -------------------------------------------------
+
+
+def _encrypted_repository(tmp_path: Path) -> Repository:
+    backend = FilesystemBackend(tmp_path / "repo")
+    Repository(backend).initialize("progress-test", passphrase=PASSPHRASE)
+    return Repository(backend).unlock(PASSPHRASE)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_writer_throttles_and_writes_a_last_object(tmp_path: Path) -> None:
+    repository = _encrypted_repository(tmp_path)
+    clock = _Clock()
+    writer = ProgressWriter(repository, "kf-backup-data-abc", "backup", interval=2.0, clock=clock)
+
+    def offer(at: float, done: int) -> MoverProgress | None:
+        clock.now = 100.0 + at
+        writer(
+            TreeProgress(files_done=done, files_total=10, bytes_done=done * 100, bytes_total=1000)
+        )
+        return read_progress(repository, "kf-backup-data-abc")
+
+    first = offer(0.0, 1)  # the first one at once: totals show early
+    assert first is not None
+    assert (first.bytes_done, first.bytes_total, first.final) == (100, 1000, False)
+    assert offer(0.5, 2) == first  # throttled: nothing written
+    assert offer(1.99, 3) == first
+    second = offer(2.0, 4)
+    assert second is not None
+    assert (second.files_done, second.bytes_done) == (4, 400)
+    assert offer(3.9, 5) == second
+    assert writer.writes == 2
+    # the end: the counters the copy ended with, even inside the interval
+    clock.now += 0.1
+    writer.finish()
+    last = read_progress(repository, "kf-backup-data-abc")
+    assert last is not None
+    assert (last.files_done, last.bytes_done, last.final) == (5, 500, True)
+    assert writer.writes == 3
+    assert (last.job, last.operation) == ("kf-backup-data-abc", "backup")
+    assert last.updated_at.endswith("Z")
+    # sealed like every volume object: no counters or names in the clear
+    blob = repository.backend.get(progress_key("kf-backup-data-abc"))
+    assert b"bytesDone" not in blob
+    assert b"kf-backup" not in blob
+    assert PASSPHRASE.encode() not in blob
+
+
+def test_a_failing_progress_write_never_fails_the_copy(tmp_path: Path) -> None:
+    repository = _encrypted_repository(tmp_path)
+    attempts: list[str] = []
+
+    class _Refusing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(repository.backend, name)
+
+        def put(self, key: str, data: bytes) -> None:
+            attempts.append(key)
+            raise RepositoryError(f"{key}: the store said no")
+
+    refusing = Repository(_Refusing(), repository.cipher)  # type: ignore[arg-type]
+    warnings: list[str] = []
+    writer = ProgressWriter(refusing, "kf-restore-x-1", "restore", interval=0, warn=warnings.append)
+    for done in range(10):
+        writer(TreeProgress(bytes_done=done, bytes_total=10))
+    writer.finish()
+    # one warning; it stops trying after a few failures in a row instead of slowing the copy
+    assert len(warnings) == 1
+    assert "cannot write progress volumes/progress/kf-restore-x-1.json" in warnings[0]
+    assert len(attempts) == 3
+    assert writer.writes == 0
+
+
+def test_read_progress_missing_corrupt_foreign_or_other_job(tmp_path: Path) -> None:
+    repository = _encrypted_repository(tmp_path)
+    job = "kf-backup-data-abc"
+    key = progress_key(job)
+    assert read_progress(repository, job) is None  # none yet
+
+    repository.backend.put(key, b"\x00garbage")
+    assert read_progress(repository, job) is None
+    # plaintext JSON is not trusted: everything is sealed
+    plain = MoverProgress(job, "backup", bytes_done=5, bytes_total=9).to_json()
+    repository.backend.put(key, plain)
+    assert read_progress(repository, job) is None
+    # sealed for another key (moved or copied): does not open
+    assert repository.cipher is not None
+    other_key = progress_key("kf-backup-other-xyz")
+    repository.backend.put(key, repository.cipher.seal(plain, aad=other_key.encode()))
+    assert read_progress(repository, job) is None
+    # opens, but is not a progress document / belongs to another Job
+    repository.backend.put(key, repository.cipher.seal(b'{"format": "x"}', aad=key.encode()))
+    assert read_progress(repository, job) is None
+    foreign = MoverProgress("kf-backup-other-xyz", "backup", bytes_done=5).to_json()
+    repository.backend.put(key, repository.cipher.seal(foreign, aad=key.encode()))
+    assert read_progress(repository, job) is None
+    bad_count = plain.replace(b'"bytesDone":5', b'"bytesDone":-1')
+    repository.backend.put(key, repository.cipher.seal(bad_count, aad=key.encode()))
+    assert read_progress(repository, job) is None
+
+    repository.backend.put(key, repository.cipher.seal(plain, aad=key.encode()))
+    assert read_progress(repository, job) == MoverProgress(
+        job, "backup", bytes_done=5, bytes_total=9
+    )
+    delete_progress(repository, job)
+    assert not repository.backend.exists(key)
+    delete_progress(repository, job)  # absent is fine
+
+
+def test_progress_keys_are_job_names_only() -> None:
+    assert progress_key("kf-backup-data-0a1b2c") == "volumes/progress/kf-backup-data-0a1b2c.json"
+    for bad in ("", "../locks/x", "a/b", "Upper", "-x", "x" * 64):
+        with pytest.raises(KubeferryError):
+            progress_key(bad)
+
+
+def test_sweep_removes_only_stale_progress_objects(tmp_path: Path) -> None:
+    repository = _encrypted_repository(tmp_path)
+    for job in ("kf-backup-old-1", "kf-backup-live-2"):
+        ProgressWriter(repository, job, "backup").finish()
+    old = tmp_path / "repo" / "volumes" / "progress" / "kf-backup-old-1.json"
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert sweep_stale_progress(repository) == 1
+    assert read_progress(repository, "kf-backup-old-1") is None
+    assert read_progress(repository, "kf-backup-live-2") is not None
+
+
+class _ProgressRecorder:
+    def __init__(self, finished: threading.Event) -> None:
+        self.finished = finished
+        self.seen: list[tuple[str, int, int, bool]] = []
+
+    def bytes_progress(self, item: str, done: int, total: int) -> None:
+        self.seen.append((item, done, total, self.finished.is_set()))
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+class _RunningClient(_FakeClient):
+    """The Job runs until `finished` is set, then completes with `message`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("Complete", message)
+        self.finished = threading.Event()
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        if kind == "Job" and not self.finished.is_set():
+            found = self.objects.get((kind, name))
+            if found is not None:
+                found["status"] = {"active": 1}
+            return found
+        return super().get(api_version, kind, name, namespace)
+
+    def list_objects(self, api_version: str, kind: str, namespace: str, **kw: Any) -> Any:
+        if kind == "Pod" and not self.finished.is_set():
+            return [{"status": {"containerStatuses": [{"state": {"running": {}}}]}}]
+        return super().list_objects(api_version, kind, namespace, **kw)
+
+
+def test_wait_forwards_progress_a_running_pod_writes(tmp_path: Path) -> None:
+    """A thread plays the pod: it writes progress into the repository while the Job runs;
+    the waiting side hands each new value to the reporter, and cleanup deletes the object."""
+    repository = _encrypted_repository(tmp_path)
+    client = _RunningClient('{"snapshot": "vol-9", "files": 5, "bytes": 5000}')
+    recorder = _ProgressRecorder(client.finished)
+    errors: list[BaseException] = []
+    names: list[str] = []
+
+    def seen(done: int) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(d == done for _, d, _, _ in recorder.seen):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def pod() -> None:
+        try:
+            while not any(kind == "Job" for kind, _ in client.objects):
+                time.sleep(0.005)
+            name = next(name for kind, name in client.objects if kind == "Job")
+            names.append(name)
+            writer = ProgressWriter(repository, name, "backup", interval=0)
+            for step in (1, 2, 3):
+                writer(TreeProgress(step, 5, step * 1000, 5000))
+                assert seen(step * 1000), f"progress {step} not forwarded"
+            # a damaged object and a stale (lower) one: no failure, no step back
+            repository.backend.put(progress_key(name), b"not sealed")
+            time.sleep(0.1)
+            writer(TreeProgress(1, 5, 500, 5000))
+            time.sleep(0.1)
+            writer(TreeProgress(5, 5, 5000, 5000))
+            assert seen(5000), "the last progress was not forwarded"
+            writer.finish()
+            time.sleep(0.1)  # the same counters again: not forwarded twice
+        except BaseException as error:  # reported by the test
+            errors.append(error)
+        finally:
+            client.finished.set()
+
+    thread = threading.Thread(target=pod, daemon=True)
+    thread.start()
+    mover = JobMover(FS_REPO, MoverSettings(poll_interval=0.01))
+    result = mover.run(
+        client,  # type: ignore[arg-type]
+        _backup_request(),
+        reporter=recorder,  # type: ignore[arg-type]
+        repository=repository,
+    )
+    thread.join(timeout=10)
+    assert errors == []
+    assert result.snapshot == "vol-9"
+    assert recorder.seen == [
+        ("persistentvolumeclaims/data", done, 5000, False) for done in (1000, 2000, 3000, 5000)
+    ]
+    (name,) = names
+    assert not repository.backend.exists(progress_key(name))  # cleanup removed it
+    assert client.objects == {}
+
+
+def test_mover_cli_writes_progress_and_survives_a_failing_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository_dir = tmp_path / "repo"
+    Repository(FilesystemBackend(repository_dir)).initialize("mover-test", passphrase=PASSPHRASE)
+    config = _mover_config(tmp_path, repository_dir)
+    source = tmp_path / "source"
+    source.mkdir()
+    _write_tree(source)
+    log = tmp_path / "termination-log"
+    args = ["mover", "backup", "--path", str(source), "--config", str(config)]
+    args += ["--termination-log", str(log), "--progress", "kf-backup-data-abc"]
+
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    result = json.loads(log.read_text())
+    repository = Repository(FilesystemBackend(repository_dir)).unlock(PASSPHRASE)
+    progress = read_progress(repository, "kf-backup-data-abc")
+    assert progress is not None
+    assert progress.final
+    assert progress.operation == "backup"
+    assert (progress.files_done, progress.files_total) == (result["files"], result["files"])
+    assert (progress.bytes_done, progress.bytes_total) == (result["bytes"], result["bytes"])
+
+    # progress cannot be written (a file where its directory should be): the copy still works
+    delete_progress(repository, "kf-backup-data-abc")  # also prunes the empty directory
+    (repository_dir / "volumes" / "progress").write_bytes(b"in the way")
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "warning: cannot write progress" in again.output
+    assert json.loads(log.read_text())["snapshot"]
+    assert json.loads(log.read_text()).get("error") is None

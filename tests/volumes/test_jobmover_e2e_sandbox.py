@@ -7,7 +7,9 @@ contents and the termination log mapped to local paths) and reports the result t
 ``pods/status``, so the real Job controller completes or fails the Job and ``JobMover`` reads
 the termination message. The repository is an encrypted S3 repository on the sandbox's S3
 endpoint (a filesystem repository would be a hostPath at ``/repository`` in the pod, which
-the path mapping cannot reach inside the Secret's ``repository.json``).
+the path mapping cannot reach inside the Secret's ``repository.json``). While a pod copies,
+it keeps its progress object in that repository up to date, which ``JobMover.wait`` hands to
+the reporter.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from reconciler.volumes._jobmover import (
     MoverSettings,
     MoverTimeout,
 )
+from reconciler.volumes._moverprogress import PROGRESS_PREFIX
 from tests.volumes._fake_kubelet import FakeKubelet
 
 if TYPE_CHECKING:
@@ -58,9 +61,10 @@ SETTINGS = MoverSettings(image="kubeferry:e2e", timeout=180, poll_interval=0.3, 
 class Recorder:
     items: list[tuple[str, int]]
     warnings: list[tuple[str, str]]
+    progress: list[tuple[str, int, int]]
 
     def __init__(self) -> None:
-        self.items, self.warnings = [], []
+        self.items, self.warnings, self.progress = [], [], []
 
     def total(self, items: int) -> None:
         pass
@@ -69,7 +73,7 @@ class Recorder:
         self.items.append((item, size))
 
     def bytes_progress(self, item: str, done: int, total: int) -> None:
-        pass
+        self.progress.append((item, done, total))
 
     def warning(self, text: str, item: str = "") -> None:
         self.warnings.append((item, text))
@@ -414,4 +418,99 @@ def test_replication_with_the_job_mover_worker1_to_worker2(
     assert _tree(target) == source.expected
     assert ("persistentvolumeclaims/data", volume_set.volumes[0].bytes) in recorder.items
     _assert_cleaned_up(worker1, source.namespace)
+    _assert_cleaned_up(worker2, destination)
+
+
+@pytest.fixture
+def bulk(clients: dict[str, KubeClient]) -> Iterator[tuple[str, Path]]:
+    """worker-1: a namespace of its own with a claim ``bulk`` of 48 MiB (random, so no
+    dedup shortcut): a copy long enough for several progress writes."""
+    client = clients["worker-1"]
+    namespace = _unique("kf-jobmover-bulk")
+    client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    try:
+        client.create(_claim("bulk", namespace))
+        data_dir = _volume_dir(client, namespace, "bulk")
+        rng = random.Random(7)
+        for index in range(24):
+            (data_dir / f"part-{index:02d}.bin").write_bytes(rng.randbytes(2 * MB))
+        client.wait_for("v1", "ServiceAccount", "default", namespace, timeout=60)
+        yield namespace, data_dir
+    finally:
+        _force_delete_pods(client, namespace)
+        client.delete("v1", "Namespace", namespace)
+
+
+def test_job_mover_reports_live_progress_through_the_repository(
+    sandbox: SandboxInfo,
+    clients: dict[str, KubeClient],
+    s3_repository: tuple[Repository, MoverRepository],
+    bulk: tuple[str, Path],
+    destination: str,
+) -> None:
+    """The pod writes progress every 0.05 s (MoverSettings.progress_interval) with one
+    worker, the waiting side polls as often: the reporter sees the bytes grow while the Job
+    runs, for a backup and a restore, and the progress object is gone once the mover has
+    cleaned up."""
+    repository, settings = s3_repository
+    namespace, data_dir = bulk
+    fast = dataclasses.replace(SETTINGS, progress_interval=0.05, poll_interval=0.05, workers=1)
+    mover = JobMover(settings, fast)
+    worker1 = clients["worker-1"]
+    recorder = Recorder()
+
+    with sandbox.client("worker-1") as own, FakeKubelet(own, namespace) as kubelet:
+        result = mover.backup_claim(
+            worker1,
+            namespace,
+            "bulk",
+            "set-progress",
+            job="e2e",
+            reporter=recorder,
+            repository=repository,
+        )
+
+    (run,) = kubelet.runs
+    assert run.exit_code == 0, run.output
+    assert run.command[run.command.index("--progress") + 1] == run.name.rsplit("-", 1)[0]
+    assert run.command[run.command.index("--progress-interval") + 1] == "0.05"
+    expected = sum(p.stat().st_size for p in data_dir.iterdir())
+    assert result.bytes == expected
+    seen = recorder.progress
+    assert seen, "no progress reached the reporter"
+    assert {item for item, _, _ in seen} == {"persistentvolumeclaims/bulk"}
+    assert {total for _, _, total in seen} == {expected}  # the pod scans before it copies
+    done = [d for _, d, _ in seen]
+    assert done == sorted(set(done)), f"progress went back or repeated: {done}"
+    assert len([d for d in done if 0 < d < expected]) >= 2, f"not seen while copying: {done}"
+    # the object is deleted with the Job and the Secret
+    assert list(repository.backend.list(PROGRESS_PREFIX)) == []
+    _assert_cleaned_up(worker1, namespace)
+
+    # the same for a restore, on worker-2
+    worker2 = clients["worker-2"]
+    worker2.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}})
+    worker2.create(_claim("bulk", destination))
+    restoring = Recorder()
+    with sandbox.client("worker-2") as own, FakeKubelet(own, destination) as kubelet:
+        restored = mover.restore_claim(
+            worker2,
+            destination,
+            "bulk",
+            "set-progress",
+            result.snapshot,
+            job="e2e",
+            reporter=restoring,
+            repository=repository,
+        )
+    assert kubelet.runs[0].exit_code == 0, kubelet.runs[0].output
+    assert restored.bytes == expected
+    done = [d for item, d, total in restoring.progress if total == expected]
+    assert len(done) == len(restoring.progress)
+    assert done == sorted(set(done)), f"progress went back or repeated: {done}"
+    # a restore of this volume takes a fraction of a second here: at least the pod's first
+    # object (written once the manifest is loaded) reached the reporter while it ran
+    assert done, "no restore progress reached the reporter"
+    assert done[0] < expected, f"not seen while copying: {done}"
+    assert list(repository.backend.list(PROGRESS_PREFIX)) == []
     _assert_cleaned_up(worker2, destination)
