@@ -14,6 +14,8 @@ Choices worth knowing:
 - Paths (kubeconfig, filesystem path, credential and passphrase files, caBundle) expand
   ``~`` and ``${NAME}`` and are relative to the directory of the declaring file; the
   object's ``*_path`` properties return them resolved.
+- ``ReplicationRepository.spec.hostedIn``: a MinIO kubeferry deploys in a controller
+  cluster (docs/minio.md); its credentials live in a Secret kubeferry generates.
 - Secrets are never inline: S3 credentials via ``credentialsFrom`` and the encryption
   passphrase via ``encryption.passphraseFrom``, each one of ``env``, ``file``, ``secretRef``.
 """
@@ -24,6 +26,7 @@ from reconciler.inventory._issues import InventoryError, InventoryIssue
 from reconciler.inventory._loader import load_inventory
 from reconciler.inventory._models import (
     API_VERSION,
+    DEFAULT_MINIO_IMAGE,
     KIND_MODELS,
     ApplicationSlice,
     ApplicationSliceSpec,
@@ -35,6 +38,7 @@ from reconciler.inventory._models import (
     EnvPassphrase,
     FileReference,
     FilesystemStorage,
+    HostedIn,
     InventoryObject,
     LabelSelector,
     ObjectMeta,
@@ -55,6 +59,7 @@ from reconciler.inventory._schema import json_schema
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_MINIO_IMAGE",
     "KIND_MODELS",
     "ApplicationSlice",
     "ApplicationSliceSpec",
@@ -66,6 +71,7 @@ __all__ = [
     "EnvPassphrase",
     "FileReference",
     "FilesystemStorage",
+    "HostedIn",
     "Inventory",
     "InventoryError",
     "InventoryIssue",

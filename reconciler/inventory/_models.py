@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -36,6 +37,7 @@ from reconciler.inventory._types import (
     LabelKey,
     LabelValue,
     NonEmptyStr,
+    Quantity,
     ResourcePattern,
 )
 
@@ -215,11 +217,44 @@ class Encryption(_Model):
     passphrase_from: PassphraseFrom
 
 
+DEFAULT_MINIO_IMAGE: Final = "docker.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+"""The MinIO release a hosted repository runs unless hostedIn.image says otherwise (pinned:
+a floating tag would change the server under a repository between two applies)."""
+
+
+class HostedIn(_Model):
+    """A MinIO that kubeferry deploys into a controller cluster (docs/minio.md)."""
+
+    cluster: DnsLabel
+    """A Cluster with role controller."""
+    namespace: DnsLabel | None = None
+    """Where the MinIO objects live; default: kubeferry-<repository name>."""
+    size: Quantity = "10Gi"
+    """Size of the MinIO data volume (PersistentVolumeClaim), a Kubernetes quantity."""
+    storage_class_name: DnsSubdomain | None = None
+    """StorageClass of the data volume; default: the cluster's default class."""
+    bucket: BucketName | None = None
+    """Bucket of the repository; default: the repository name."""
+    image: NonEmptyStr = DEFAULT_MINIO_IMAGE
+    """MinIO container image (a pinned release)."""
+    endpoint: HttpUrl | None = None
+    """URL kubeferry (and its in-cluster movers) use to reach MinIO, e.g. a NodePort or an
+    Ingress; default: the Service's cluster DNS name, http://minio.<namespace>.svc.cluster.local:9000."""
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Type of the MinIO Service."""
+    node_port: int | None = Field(default=None, ge=30000, le=32767)
+    """Fixed node port of the Service (NodePort or LoadBalancer), so endpoint can name it."""
+    ready_timeout: Duration = Field(default_factory=lambda: timedelta(minutes=5))
+    """How long apply waits for the MinIO Deployment to become Available."""
+
+
 class ReplicationRepositorySpec(_Model):
-    """Exactly one of filesystem or s3."""
+    """Exactly one of filesystem, s3 or hostedIn."""
 
     filesystem: FilesystemStorage | None = None
     s3: S3Storage | None = None
+    hosted_in: HostedIn | None = None
+    """A MinIO deployed and managed by kubeferry in a controller cluster."""
     credentials_from: CredentialsFrom | None = None
     """S3 credentials by reference; default: the standard AWS credential chain."""
     encryption: Encryption | None = None
@@ -227,7 +262,7 @@ class ReplicationRepositorySpec(_Model):
 
 
 class ReplicationRepository(InventoryObject):
-    """Where backups are stored: a directory or an S3 bucket."""
+    """Where backups are stored: a directory, an S3 bucket or a MinIO kubeferry hosts."""
 
     kind: Literal["ReplicationRepository"]
     spec: ReplicationRepositorySpec
@@ -248,6 +283,18 @@ class ReplicationRepository(InventoryObject):
         return None if source is None or source.file is None else self._resolve(source.file.path)
 
     @property
+    def hosted_namespace(self) -> str | None:
+        """hostedIn.namespace, defaulting to ``kubeferry-<name>`` (None: not hosted)."""
+        hosted = self.spec.hosted_in
+        return None if hosted is None else hosted.namespace or f"kubeferry-{self.name}"
+
+    @property
+    def hosted_bucket(self) -> str | None:
+        """hostedIn.bucket, defaulting to the repository name (None: not hosted)."""
+        hosted = self.spec.hosted_in
+        return None if hosted is None else hosted.bucket or self.name
+
+    @property
     def passphrase_file_path(self) -> Path | None:
         encryption = self.spec.encryption
         source = None if encryption is None else encryption.passphrase_from.file
@@ -264,7 +311,8 @@ class ReplicationSliceSpec(_Model):
     repository: DnsLabel
     """The ReplicationRepository between source and destination."""
     status_write_back: bool = False
-    """Write replication status back into the source cluster."""
+    """Mirror each job's backup/restore runs (phase, progress) into the status of the matching
+    KubeSlice ReplicationJobConfig on the inventory's controller cluster (docs/kubeslice.md)."""
 
 
 class ReplicationSlice(InventoryObject):

@@ -8,6 +8,7 @@ from reconciler.inventory._documents import CheckedDocument, DocumentHeader, Iss
 from reconciler.inventory._issues import InventoryIssue
 from reconciler.inventory._models import (
     ApplicationSlice,
+    Cluster,
     InventoryObject,
     ReplicationJob,
     ReplicationRepository,
@@ -34,6 +35,33 @@ def cross_reference_issues(checked: Sequence[CheckedDocument]) -> list[Inventory
                 reporter.add(loc, f"unknown {kind} {name!r} ({listed})")
         issues.extend(reporter.issues)
     issues.extend(_colliding_destinations(checked))
+    issues.extend(_status_write_back_controller(checked))
+    issues.extend(_hosting_clusters(checked))
+    return issues
+
+
+def _hosting_clusters(checked: Sequence[CheckedDocument]) -> list[InventoryIssue]:
+    """A hosted repository's MinIO runs in a controller cluster (KubeSlice's layout)."""
+    roles = {
+        document.obj.name: document.obj.spec.role
+        for document in checked
+        if isinstance(document.obj, Cluster)
+    }
+    issues: list[InventoryIssue] = []
+    for document in checked:
+        repository = document.obj
+        if not isinstance(repository, ReplicationRepository) or repository.spec.hosted_in is None:
+            continue
+        cluster = repository.spec.hosted_in.cluster
+        role = roles.get(cluster)
+        if role is None or role == "controller":
+            continue  # unknown (reported above) or fine
+        reporter = IssueReporter(document.document)
+        message = (
+            f"Cluster {cluster!r} has role {role}; hostedIn needs a Cluster with role controller"
+        )
+        reporter.add(("spec", "hostedIn", "cluster"), message)
+        issues.extend(reporter.issues)
     return issues
 
 
@@ -63,6 +91,8 @@ def _references(obj: InventoryObject) -> Iterator[Reference]:
         yield ("spec", "destinationCluster"), "Cluster", obj.spec.destination_cluster
         yield ("spec", "repository"), "ReplicationRepository", obj.spec.repository
     elif isinstance(obj, ReplicationRepository):
+        if obj.spec.hosted_in is not None:
+            yield ("spec", "hostedIn", "cluster"), "Cluster", obj.spec.hosted_in.cluster
         credentials = obj.spec.credentials_from
         if credentials is not None and credentials.secret_ref is not None:
             loc: Loc = ("spec", "credentialsFrom", "secretRef", "cluster")
@@ -80,6 +110,26 @@ def _references(obj: InventoryObject) -> Iterator[Reference]:
         yield ("spec", "controllerCluster"), "Cluster", obj.spec.controller_cluster
         for index, cluster in enumerate(obj.spec.clusters):
             yield ("spec", "clusters", index), "Cluster", cluster
+
+
+def _status_write_back_controller(checked: Sequence[CheckedDocument]) -> list[InventoryIssue]:
+    """statusWriteBack writes to ReplicationJobConfigs, which live on a controller cluster."""
+    if any(
+        isinstance(document.obj, Cluster) and document.obj.spec.role == "controller"
+        for document in checked
+    ):
+        return []
+    issues: list[InventoryIssue] = []
+    for document in checked:
+        if isinstance(document.obj, ReplicationSlice) and document.obj.spec.status_write_back:
+            reporter = IssueReporter(document.document)
+            message = (
+                "statusWriteBack needs a Cluster with role controller in the inventory "
+                "(the KubeSlice ReplicationJobConfigs live there)"
+            )
+            reporter.add(("spec", "statusWriteBack"), message)
+            issues.extend(reporter.issues)
+    return issues
 
 
 def _colliding_destinations(checked: Sequence[CheckedDocument]) -> list[InventoryIssue]:

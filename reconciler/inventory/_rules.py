@@ -93,18 +93,60 @@ def object_rules(obj: InventoryObject) -> Iterator[Finding]:
 
 def _repository_rules(repository: ReplicationRepository) -> Iterator[Finding]:
     spec = repository.spec
-    if spec.filesystem is None and spec.s3 is None:
-        yield ("spec",), "expected exactly one of filesystem or s3, got neither"
-    elif spec.filesystem is not None and spec.s3 is not None:
-        yield ("spec", "s3"), "expected exactly one of filesystem or s3, got both"
+    storages = [
+        alias
+        for alias, chosen in (
+            ("filesystem", spec.filesystem),
+            ("s3", spec.s3),
+            ("hostedIn", spec.hosted_in),
+        )
+        if chosen is not None
+    ]
+    if not storages:
+        yield ("spec",), "expected exactly one of filesystem, s3 or hostedIn, got none"
+    elif len(storages) > 1:
+        message = (
+            f"expected exactly one of filesystem, s3 or hostedIn, got {' and '.join(storages)}"
+        )
+        yield ("spec", storages[1]), message
     if spec.credentials_from is not None:
-        if spec.s3 is None:
+        if spec.hosted_in is not None:
+            message = (
+                "credentialsFrom does not apply to a hostedIn repository "
+                "(kubeferry creates its credentials Secret)"
+            )
+            yield ("spec", "credentialsFrom"), message
+        elif spec.s3 is None:
             message = "credentialsFrom applies only to an s3 repository"
             yield ("spec", "credentialsFrom"), message
         yield from _exactly_one(spec.credentials_from, ("spec", "credentialsFrom"))
+    if spec.hosted_in is not None:
+        yield from _hosted_rules(repository)
     if spec.encryption is not None:
         passphrase = spec.encryption.passphrase_from
         yield from _exactly_one(passphrase, ("spec", "encryption", "passphraseFrom"))
+
+
+def _hosted_rules(repository: ReplicationRepository) -> Iterator[Finding]:
+    """Defaults derived from the repository name must be valid names too."""
+    hosted = repository.spec.hosted_in
+    assert hosted is not None
+    namespace = repository.hosted_namespace or ""
+    if hosted.namespace is None and len(namespace) > 63:
+        message = (
+            f"the default namespace {namespace!r} is longer than 63 characters; "
+            "set hostedIn.namespace"
+        )
+        yield ("spec", "hostedIn"), message
+    if hosted.bucket is None and not 3 <= len(repository.name) <= 63:
+        message = (
+            f"the default bucket {repository.name!r} (the repository name) is not a valid "
+            "S3 bucket name (3-63 characters); set hostedIn.bucket"
+        )
+        yield ("spec", "hostedIn"), message
+    if hosted.node_port is not None and hosted.service_type == "ClusterIP":
+        message = "nodePort needs serviceType NodePort or LoadBalancer"
+        yield ("spec", "hostedIn", "nodePort"), message
 
 
 def _exactly_one(choice: BaseModel, loc: Loc) -> Iterator[Finding]:

@@ -175,6 +175,39 @@ def _bucket(value: str) -> str:
     return value
 
 
+QUANTITY_PATTERN: Final = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+_QUANTITY_FACTORS: Final[dict[str, int]] = {
+    "": 1,
+    **{suffix: 2 ** (10 * i) for i, suffix in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
+    **{suffix: 10 ** (3 * i) for i, suffix in enumerate(("k", "M", "G", "T", "P", "E"), 1)},
+}
+
+
+def quantity_bytes(value: str) -> int:
+    """The bytes a storage quantity such as ``10Gi`` or ``1.5T`` stands for (rounded up)."""
+    match = re.fullmatch(QUANTITY_PATTERN, value)
+    if match is None:
+        raise ValueError(f"not a storage quantity: {value!r}")
+    suffix = match.group(2) or ""
+    number = value[: len(value) - len(suffix)]
+    whole, _, fraction = number.partition(".")
+    scale = 10 ** len(fraction)
+    # exact integer arithmetic: floats would misround large sizes
+    rounded_up: int = -(-int(whole + fraction) * _QUANTITY_FACTORS[suffix] // scale)
+    return rounded_up
+
+
+def _quantity(value: str) -> str:
+    if not re.fullmatch(QUANTITY_PATTERN, value) or quantity_bytes(value) <= 0:
+        raise PydanticCustomError(
+            "quantity",
+            "expected a positive Kubernetes quantity such as '10Gi' or '500Mi' (suffixes Ki, Mi, "
+            "Gi, Ti, Pi, Ei, k, M, G, T, P, E), got {value}",
+            {"value": repr(value)},
+        )
+    return value
+
+
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("non_empty", "expected a non-empty string")
@@ -224,6 +257,11 @@ HttpUrl = Annotated[
     str,
     AfterValidator(_http_url),
     WithJsonSchema({"type": "string", "pattern": r"^https?://", "format": "uri"}),
+]
+Quantity = Annotated[
+    str,
+    AfterValidator(_quantity),
+    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "examples": ["10Gi"]}),
 ]
 BucketName = Annotated[
     str, AfterValidator(_bucket), WithJsonSchema({"type": "string", "minLength": 3})

@@ -361,11 +361,20 @@ class KubeRest:
         return await self._in_thread(lambda: self.blocking.create(resource, manifest, namespace))
 
     async def merge_patch(
-        self, resource: ApiResource, name: str, patch: Manifest, namespace: str | None = None
+        self,
+        resource: ApiResource,
+        name: str,
+        patch: Manifest,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
     ) -> Manifest:
-        """Apply a JSON merge patch (RFC 7386) to the object; KubeApiError(404) if absent."""
+        """Apply a JSON merge patch (RFC 7386) to the object (or to its ``subresource``, e.g.
+        ``status``); KubeApiError(404) if absent."""
         return await self._in_thread(
-            lambda: self.blocking.merge_patch(resource, name, patch, namespace)
+            lambda: self.blocking.merge_patch(
+                resource, name, patch, namespace, subresource=subresource
+            )
         )
 
     async def replace(
@@ -599,13 +608,53 @@ class BlockingRest:
         )
         return self._rest._body(response, action)
 
+    def list(
+        self,
+        resource: ApiResource,
+        namespace: str | None = None,
+        *,
+        page_size: int = 500,
+    ) -> _List[Manifest]:
+        """All objects (of one namespace, or of all when ``namespace`` is None), page by page;
+        each item gets ``apiVersion`` and ``kind``. For small listings: no restart on an
+        expired continue token (KubeRest.list has one)."""
+        action = f"list {resource.group_resource}" + (f" in {namespace}" if namespace else "")
+        items: _List[Manifest] = []
+        params: dict[str, str | int] = {"limit": page_size}
+        while True:
+            response = self._rest._send_blocking(
+                "GET", resource.path(namespace), action, params=params
+            )
+            page = self._rest._body(response, action)
+            items.extend(page.get("items") or ())
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            params["continue"] = token
+        for item in items:
+            item["apiVersion"] = resource.api_version
+            item["kind"] = resource.kind
+        return items
+
     def merge_patch(
-        self, resource: ApiResource, name: str, patch: Manifest, namespace: str | None = None
+        self,
+        resource: ApiResource,
+        name: str,
+        patch: Manifest,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
     ) -> Manifest:
-        """Apply a JSON merge patch (RFC 7386); KubeApiError(404) if absent."""
-        action = _action("patch", resource, name, namespace)
+        """Apply a JSON merge patch (RFC 7386) to the object, or to its ``subresource``
+        (``status``: the only way to write the status of a kind with a status subresource);
+        KubeApiError(404) if absent."""
+        path = resource.path(namespace, name)
+        what = name
+        if subresource:
+            path, what = f"{path}/{subresource}", f"{name}/{subresource}"
+        action = _action("patch", resource, what, namespace)
         response = self._rest._send_blocking(
-            "PATCH", resource.path(namespace, name), action, body=patch, content_type=_MERGE_PATCH
+            "PATCH", path, action, body=patch, content_type=_MERGE_PATCH
         )
         return self._rest._body(response, action)
 

@@ -1,4 +1,5 @@
-"""KubeSlice interop: onboarding replicated namespaces into application slices."""
+"""KubeSlice interop: onboarding replicated namespaces into application slices, importing
+KubeSlice projects, and writing run status back into ReplicationJobConfigs."""
 
 from reconciler.kubeslice._import import (
     ProjectObjects,
@@ -16,18 +17,54 @@ from reconciler.kubeslice._sliceconfig import (
     remove_application_namespace,
     update_slice_config,
 )
+from reconciler.kubeslice._status import (
+    FAILED_EVENT,
+    FORMAT_VERSION,
+    JOB_CONFIG_API,
+    JOB_CONFIG_KIND,
+    PROGRESS_INTERVAL_SECONDS,
+    SKIPPED_EVENT,
+    KubeStatusTransport,
+    MirroredRun,
+    StatusTarget,
+    StatusTransport,
+    StatusWriteBack,
+    TargetLookup,
+    find_target,
+    observe_status_targets,
+    rfc3339,
+    status_patch,
+    status_write_back,
+)
 
 __all__ = [
+    "FAILED_EVENT",
+    "FORMAT_VERSION",
+    "JOB_CONFIG_API",
+    "JOB_CONFIG_KIND",
+    "PROGRESS_INTERVAL_SECONDS",
+    "SKIPPED_EVENT",
     "SLICE_CONFIG_API",
     "SLICE_CONFIG_KIND",
+    "KubeStatusTransport",
+    "MirroredRun",
     "ProjectObjects",
+    "StatusTarget",
+    "StatusTransport",
+    "StatusWriteBack",
+    "TargetLookup",
     "add_application_namespace",
     "build_inventory",
+    "find_target",
+    "observe_status_targets",
     "onboarded_clusters",
     "parse_storage_class_mapping",
     "project_namespace",
     "read_projects",
     "remove_application_namespace",
     "render_inventory",
+    "rfc3339",
+    "status_patch",
+    "status_write_back",
     "update_slice_config",
 ]

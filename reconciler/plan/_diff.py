@@ -12,6 +12,7 @@ from reconciler.plan._inputs import (
     DesiredJob,
     DesiredObject,
     DesiredState,
+    HostingObservation,
     ObservedState,
     RecordedJob,
     RecordedState,
@@ -95,9 +96,18 @@ class _Planner:
         seen = self.observed.repositories.get(name)
         if seen is None:
             return f"repository {name} was not observed"
-        if not seen.available:
+        if not seen.available and not self.hosting_planned(name):
             return f"repository {name} unavailable"
         return None
+
+    def hosting_planned(self, name: str) -> bool:
+        """This plan deploys (or waits for) repository ``name``'s MinIO, unblocked: actions
+        using the repository run after it instead of being blocked."""
+        address = f"ReplicationRepository/{name}"
+        return any(
+            a.address == address and a.blocked is None and "hosting" in a.details
+            for a in self.actions
+        )
 
     # -- registered objects ------------------------------------------------------------
     def plan_registered(self) -> None:
@@ -112,7 +122,15 @@ class _Planner:
                 reasons: list[str] = []
                 if kind == "ReplicationRepository":
                     seen = self.observed.repositories.get(name)
-                    blocked = self.repository_blocker(name)
+                    hosting = seen.hosting if seen is not None else None
+                    if hosting is not None and hosting.pending:
+                        # apply deploys (or waits for) the MinIO: only its cluster can block
+                        blocked = self.cluster_blocker(hosting.cluster)
+                        reasons.extend(_hosting_reasons(hosting))
+                        details["hosting"] = _hosting_details(hosting)
+                        details["initialize"] = True
+                    else:
+                        blocked = self.repository_blocker(name)
                     if seen is not None and seen.available and not seen.initialized:
                         reasons.append("repository not initialized")
                         details["initialize"] = True
@@ -196,6 +214,9 @@ class _Planner:
             if not _targeted(job.address, self.targets):
                 continue
             record = self.recorded.jobs.get(name)
+            status_target = self.observed.status_targets.get(name)
+            if status_target is not None and status_target.problem:
+                self.problem(job.address, f"statusWriteBack: {status_target.problem}")
             schedule: dict[str, Any] = {}
             reasons, spec_only = self.job_reasons(job, record, schedule)
             restore = self.restore_schedule(job, record, backup=bool(reasons))
@@ -219,6 +240,8 @@ class _Planner:
                 "repository": job.repository,
                 **schedule,
             }
+            if status_target is not None and status_target.target:
+                details["statusWriteBack"] = status_target.target
             precheck = self.observed.prechecks.get(name) if job.mode == "replicate" else None
             if precheck is not None:
                 details["precheck"] = precheck
@@ -421,6 +444,10 @@ class _Planner:
                 missing = ", ".join(seen.missing_permissions)
                 self.problem(address, f"missing permissions: {missing}")
         for name, repo in sorted(self.observed.repositories.items()):
+            if repo.hosting is not None and repo.hosting.pending:
+                # not a problem: apply deploys it (the action says so), or the cluster's
+                # own problem explains why it cannot
+                continue
             if not repo.available:
                 address = f"ReplicationRepository/{name}"
                 self.problem(
@@ -462,6 +489,32 @@ class _Planner:
                     )
                 )
             self.note_destination_drift(job, record)
+
+
+def _hosting_reasons(hosting: HostingObservation) -> list[str]:
+    """Why a hosted repository's action is planned, e.g. "MinIO to deploy in controller/x"."""
+    objects = [o for o in hosting.create if not o.startswith("Bucket/")]
+    buckets = [o.split("/", 1)[1] for o in hosting.create if o.startswith("Bucket/")]
+    where = hosting.location
+    reasons: list[str] = []
+    if any(o.startswith("Deployment/") for o in objects):
+        reasons.append(f"MinIO to deploy in {where}")
+    elif objects or hosting.update:
+        reasons.append(f"MinIO to update in {where}")
+    elif not hosting.ready:
+        detail = f": {hosting.message}" if hosting.message else ""
+        reasons.append(f"MinIO in {where} not ready yet (apply waits for it){detail}")
+    reasons.extend(f"bucket {bucket} to create" for bucket in buckets)
+    return reasons
+
+
+def _hosting_details(hosting: HostingObservation) -> dict[str, Any]:
+    details: dict[str, Any] = {"cluster": hosting.cluster, "namespace": hosting.namespace}
+    if hosting.create:
+        details["create"] = list(hosting.create)
+    if hosting.update:
+        details["update"] = list(hosting.update)
+    return details
 
 
 def compute_plan(

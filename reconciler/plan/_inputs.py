@@ -115,11 +115,35 @@ class ClusterObservation:
 
 
 @dataclass(frozen=True)
+class HostingObservation:
+    """The MinIO of a hostedIn repository as a refresh saw it (never its credentials)."""
+
+    cluster: str
+    namespace: str
+    create: tuple[str, ...] = ()
+    """Objects to create, e.g. ``Deployment/minio``; ``Bucket/<name>`` for the bucket."""
+    update: tuple[str, ...] = ()
+    ready: bool = False
+    message: str = ""
+
+    @property
+    def location(self) -> str:
+        return f"{self.cluster}/{self.namespace}"
+
+    @property
+    def pending(self) -> bool:
+        """Apply has work to do: objects to create or update, or MinIO to wait for."""
+        return bool(self.create or self.update) or not self.ready
+
+
+@dataclass(frozen=True)
 class RepositoryObservation:
     name: str
     available: bool
     initialized: bool = False
     message: str = ""
+    # hostedIn repositories only
+    hosting: HostingObservation | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,14 @@ class NamespaceObservation:
 
 
 @dataclass(frozen=True)
+class StatusTargetObservation:
+    """statusWriteBack: the ReplicationJobConfig a job's runs are mirrored into, or why none."""
+
+    target: str = ""
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ObservedState:
     clusters: dict[str, ClusterObservation] = field(default_factory=dict)
     repositories: dict[str, RepositoryObservation] = field(default_factory=dict)
@@ -143,3 +175,5 @@ class ObservedState:
     prechecks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # job -> its namespace in the SliceConfig of its (desired or recorded) onboarding
     onboardings: dict[str, OnboardingObservation] = field(default_factory=dict)
+    # job -> where its runs' status is written back (slices with statusWriteBack only)
+    status_targets: dict[str, StatusTargetObservation] = field(default_factory=dict)

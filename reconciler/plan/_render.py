@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from reconciler.errors import KubeferryError
-from reconciler.plan._model import PLAN_FORMAT_VERSION, Action, ActionType, Plan
+from reconciler.plan._model import PLAN_FORMAT_VERSION, SYMBOLS, Action, ActionType, Plan
 
 ACTION_STYLES: dict[ActionType, str] = {
     ActionType.CREATE: "green",
@@ -44,7 +44,10 @@ def action_header(action: Action) -> Text:
 def action_detail_lines(action: Action) -> list[Text]:
     """Why the action is planned: reasons, the pre-check verdict, what blocks it (unindented)."""
     lines = [Text(reason) for reason in action.reasons]
+    lines.extend(hosting_lines(action.details.get("hosting")))
     lines.extend(precheck_lines(action.details.get("precheck")))
+    if action.details.get("statusWriteBack"):
+        lines.append(Text(f"status written back to {action.details['statusWriteBack']}"))
     if action.blocked:
         lines.append(Text(f"blocked: {action.blocked}", style="red"))
     return lines
@@ -68,6 +71,21 @@ def render_plan(plan: Plan, console: Console) -> None:
             console.print(Text(f"    x {problem.address}: {problem.message}", style="red"))
     console.print()
     console.print(Text(plan.summary(), style="bold"))
+
+
+def hosting_lines(hosting: object) -> list[Text]:
+    """The objects of a hosted repository's MinIO that apply creates (+) or updates (~),
+    indented by two (from an action's ``details["hosting"]``; names only, never data)."""
+    if not isinstance(hosting, dict):
+        return []
+    lines = []
+    for key, symbol in (("create", ActionType.CREATE), ("update", ActionType.UPDATE)):
+        for name in hosting.get(key) or []:
+            line = Text("  ")
+            line.append(SYMBOLS[symbol], style=ACTION_STYLES[symbol])
+            line.append(f" {name}")
+            lines.append(line)
+    return lines
 
 
 COMPATIBILITY_STYLES = {"compatible": "green", "warning": "yellow", "not_compatible": "red"}

@@ -15,7 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from reconciler import __version__
-from reconciler._events import EventBus, ItemDone, ItemWarning, Progress, RunFinished, RunStarted
+from reconciler._events import (
+    Event,
+    EventBus,
+    ItemDone,
+    ItemWarning,
+    Progress,
+    RunFinished,
+    RunStarted,
+)
 from reconciler._retry import is_retryable, retry
 from reconciler.apply import Cancellation
 from reconciler.engines import (
@@ -30,8 +38,10 @@ from reconciler.engines import (
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory, Retention
 from reconciler.kube import KubeClient, KubeError, KubeUnreachableError
+from reconciler.kubeslice import MirroredRun, status_write_back
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._hosted import deploy_hosted
 from reconciler.reconcile._onboard import run_onboarding
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
@@ -52,6 +62,7 @@ from state import (
     Ledger,
     NotFoundError,
     Reachability,
+    Run,
     RunKind,
     RunPhase,
     Snapshot,
@@ -255,27 +266,29 @@ class ActionRunner:
         )
         return "registered"
 
-    def _repository(self, action: Action, _: Cancellation) -> str:
+    def _repository(self, action: Action, cancellation: Cancellation) -> str:
         if action.type is ActionType.FORGET:
             self.ledger.delete_repository(action.name)
             return "forgotten (repository contents untouched)"
         detail = "registered"
+        seen = self.observed.get("repositories", {}).get(action.name, {})
+        available, message = bool(seen.get("available")), str(seen.get("message", ""))
+        if "hosting" in action.details:
+            message = deploy_hosted(self.connections, self.ledger, action.name, cancellation.check)
+            available, detail = True, f"{message}; registered"
         if action.details.get("initialize"):
             repository = self.connections.repository(action.name)
             if not repository.is_initialized():
                 repository.initialize(
                     str(uuid.uuid4()), passphrase=self.connections.passphrase(action.name)
                 )
-                detail = "initialized and registered"
-        seen = self.observed.get("repositories", {}).get(action.name, {})
+                detail = f"{detail.removesuffix('registered')}initialized and registered"
         self.ledger.upsert_repository(
             action.name,
             spec_digest=self.inventory.repositories[action.name].spec_digest,
-            availability=Availability.AVAILABLE
-            if seen.get("available")
-            else Availability.UNAVAILABLE,
+            availability=Availability.AVAILABLE if available else Availability.UNAVAILABLE,
             last_validation=_now(),
-            message=seen.get("message", ""),
+            message=message,
         )
         return detail
 
@@ -367,6 +380,7 @@ class ActionRunner:
         if details:
             self.ledger.update_run_details(run.id, details)
         self.bus.publish(RunStarted(address=address, run_id=run.id, operation=operation))
+        mirror_finished = self._mirror_status(kind, job, run)
         reporter = _RunReporter(self.ledger, self.bus, run.id, address, cancellation)
         try:
             result = work(reporter, run.id)
@@ -379,8 +393,10 @@ class ActionRunner:
             found: dict[str, Any] = {}
             if isinstance(error, PrecheckFailed):  # stopped before writing: keep the report
                 found["precheck"] = error.report.to_dict()
-            self.ledger.finish_run(
-                run.id, phase, message=message, snapshot_id=snapshot_id, details=found
+            mirror_finished(
+                self.ledger.finish_run(
+                    run.id, phase, message=message, snapshot_id=snapshot_id, details=found
+                )
             )
             self.bus.publish(
                 RunFinished(
@@ -404,16 +420,47 @@ class ActionRunner:
         self.ledger.update_run_progress(
             run.id, items_done=reporter.items_done, bytes_done=reporter.bytes_done
         )
-        self.ledger.finish_run(
-            run.id,
-            phase,
-            snapshot_id=getattr(result, "snapshot_id", None) or snapshot_id,
-            details=found,
+        mirror_finished(
+            self.ledger.finish_run(
+                run.id,
+                phase,
+                snapshot_id=getattr(result, "snapshot_id", None) or snapshot_id,
+                details=found,
+            )
         )
         self.bus.publish(
             RunFinished(address=address, run_id=run.id, operation=operation, phase=phase.value)
         )
         return run.id, result
+
+    def _mirror_status(self, kind: RunKind, job: str, run: Run) -> Callable[[Run], None]:
+        """statusWriteBack: mirror this run into its job's ReplicationJobConfig (start, then
+        progress events, then what the returned call gets: the finished run). Without
+        statusWriteBack, or for a drill, nothing. Never raises nor changes the run."""
+        assert run.id is not None
+        run_id = run.id
+
+        def report(event: str, text: str) -> None:
+            self.ledger.record_event(event, text, level=EventLevel.WARNING, run_id=run_id, job=job)
+
+        mirror = status_write_back(
+            self.inventory, job, kind, client_of=self.connections.client, report=report
+        )
+        if mirror is None:
+            return lambda _: None
+        mirror.started(MirroredRun.from_run(run))
+
+        def progressed(event: Event) -> None:
+            if isinstance(event, Progress) and event.run_id == run_id:
+                mirror.progressed(event.items_done, event.total_items)
+
+        unsubscribe = self.bus.subscribe(progressed)
+
+        def finished(final: Run) -> None:
+            unsubscribe()
+            mirror.finished(MirroredRun.from_run(final))
+
+        return finished
 
     def _initialized(self, name: str) -> Repository:
         repository = self.connections.repository(name)

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from reconciler.errors import KubeferryError
+from reconciler.hosting import MinioSettings, read_credentials
 from reconciler.inventory import Inventory, ReplicationRepository
 from reconciler.kube import KubeClient
 from reconciler.repository import (
@@ -53,13 +54,7 @@ class Connections:
         if cached is not None:
             return cached
         declared = self._declared_repository(name)
-        with self._lock:
-            backend = self._backends.get(name)
-        if backend is None:
-            backend = self._open_backend(declared)
-            with self._lock:
-                backend = self._backends.setdefault(name, backend)
-        repository = Repository(backend)
+        repository = Repository(self.backend(name))
         if declared.spec.encryption is not None:
             if not repository.is_initialized():
                 # not cached: once initialized (with the passphrase), the next call unlocks
@@ -69,6 +64,17 @@ class Connections:
             repository = repository.unlock(passphrase)
         with self._lock:
             return self._repositories.setdefault(name, repository)
+
+    def backend(self, name: str) -> RepositoryBackend:
+        """The transport of repository ``name``, opened once; reads no marker and needs no
+        passphrase (so it works before the bucket or the repository exists)."""
+        with self._lock:
+            backend = self._backends.get(name)
+        if backend is None:
+            backend = self._open_backend(self._declared_repository(name))
+            with self._lock:
+                backend = self._backends.setdefault(name, backend)
+        return backend
 
     def _declared_repository(self, name: str) -> ReplicationRepository:
         declared = self.inventory.repositories.get(name)
@@ -126,6 +132,17 @@ class Connections:
         path = declared.filesystem_path
         if path is not None:
             return open_backend("filesystem", path=path)
+        if declared.spec.hosted_in is not None:
+            # the MinIO kubeferry deployed: path-style, keys from the Secret it generated
+            settings = MinioSettings.of(declared)
+            keys = read_credentials(self.client(settings.cluster), settings)
+            return open_backend(
+                "s3",
+                bucket=settings.bucket,
+                endpoint=settings.endpoint,
+                force_path_style=True,
+                credentials=S3Credentials(keys.access_key_id, keys.secret_access_key),
+            )
         s3 = declared.spec.s3
         assert s3 is not None  # the inventory guarantees exactly one storage kind
         return open_backend(

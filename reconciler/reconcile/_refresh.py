@@ -12,11 +12,14 @@ from reconciler.engines import (
     RestoreRequirements,
 )
 from reconciler.errors import KubeferryError
+from reconciler.hosting import MinioSettings
+from reconciler.hosting import observe as observe_minio
 from reconciler.inventory import Inventory
 from reconciler.kube import KubeError
 from reconciler.kube._access import api_groups, can_i
 from reconciler.plan import (
     ClusterObservation,
+    HostingObservation,
     NamespaceObservation,
     ObservedState,
     RepositoryObservation,
@@ -70,6 +73,9 @@ def observe_cluster(connections: Connections, name: str) -> ClusterObservation:
 
 
 def observe_repository(connections: Connections, name: str) -> RepositoryObservation:
+    declared = connections.inventory.repositories.get(name)
+    if declared is not None and declared.spec.hosted_in is not None:
+        return observe_hosted_repository(connections, name)
     try:
         repository = connections.repository(name)
         availability = repository.backend.check()
@@ -81,6 +87,52 @@ def observe_repository(connections: Connections, name: str) -> RepositoryObserva
         available=availability.available,
         initialized=initialized,
         message=availability.message,
+    )
+
+
+MISSING_BUCKET = ": bucket does not exist"
+"""How ``S3Backend.check`` ends its message for a missing bucket (apply creates it)."""
+
+
+def observe_hosted_repository(connections: Connections, name: str) -> RepositoryObservation:
+    """A hostedIn repository: its MinIO objects first; the S3 side only once MinIO is ready."""
+    settings = MinioSettings.of(connections.inventory.repositories[name])
+    where = (settings.cluster, settings.namespace)
+    try:
+        state = observe_minio(connections.client(settings.cluster), settings)
+    except KubeferryError as error:
+        return RepositoryObservation(
+            name=name,
+            available=False,
+            message=str(error),
+            hosting=HostingObservation(*where, message=str(error)),
+        )
+    if state.pending:
+        hosting = HostingObservation(*where, state.create, state.update, state.ready, state.message)
+        message = f"MinIO in {settings.location} not ready: {state.message}"
+        return RepositoryObservation(name=name, available=False, message=message, hosting=hosting)
+    ready = HostingObservation(*where, ready=True)
+    try:
+        # the transport first: an encrypted repository's marker cannot be read without a bucket
+        availability = connections.backend(name).check()  # quick: few attempts, short timeouts
+        if not availability.available and availability.message.endswith(MISSING_BUCKET):
+            return RepositoryObservation(
+                name=name,
+                available=False,
+                message=availability.message,
+                hosting=HostingObservation(
+                    *where, create=(f"Bucket/{settings.bucket}",), ready=True
+                ),
+            )
+        initialized = availability.available and connections.repository(name).is_initialized()
+    except KubeferryError as error:
+        return RepositoryObservation(name=name, available=False, message=str(error), hosting=ready)
+    return RepositoryObservation(
+        name=name,
+        available=availability.available,
+        initialized=initialized,
+        message=availability.message,
+        hosting=ready,
     )
 
 
@@ -192,8 +244,24 @@ def observed_summary(observed: ObservedState) -> dict[str, Any]:
             for name, c in observed.clusters.items()
         },
         "repositories": {
-            name: {"available": r.available, "initialized": r.initialized, "message": r.message}
+            name: {
+                "available": r.available,
+                "initialized": r.initialized,
+                "message": r.message,
+                **({"hosting": _hosting_summary(r.hosting)} if r.hosting is not None else {}),
+            }
             for name, r in observed.repositories.items()
         },
         "prechecks": observed.prechecks,
+    }
+
+
+def _hosting_summary(hosting: HostingObservation) -> dict[str, Any]:
+    return {
+        "cluster": hosting.cluster,
+        "namespace": hosting.namespace,
+        "ready": hosting.ready,
+        "create": list(hosting.create),
+        "update": list(hosting.update),
+        "message": hosting.message,
     }

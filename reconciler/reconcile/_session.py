@@ -13,6 +13,7 @@ from reconciler.apply import ApplyResult, Cancellation, execute_actions
 from reconciler.engines import ObjectEngine, ObjectReplicator, VolumeMover
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
+from reconciler.kubeslice import observe_status_targets
 from reconciler.plan import Plan, RecordedState, compute_plan
 from reconciler.reconcile._actions import ActionRunner, default_mover
 from reconciler.reconcile._connect import Connections
@@ -81,7 +82,9 @@ def make_plan(
         observed = refresh(inventory, connections, engine, parallelism=parallelism)
         onboardings = [*desired.onboardings.values(), *recorded.onboardings.values()]
         observed = dataclasses.replace(
-            observed, onboardings=observe_onboardings(inventory, connections, onboardings)
+            observed,
+            onboardings=observe_onboardings(inventory, connections, onboardings),
+            status_targets=observe_status_targets(inventory, connections.client),
         )
     finally:
         connections.close()

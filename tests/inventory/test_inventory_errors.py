@@ -254,8 +254,8 @@ CASES: list[tuple[str, str, list[str]]] = [
         REPO_HEADER + "  encryption: {passphraseFrom: {env: {var: PASS}}}\n",
         [
             (
-                "case.yaml:5:1: ReplicationRepository/store.spec: expected exactly one of filesystem "
-                "or s3, got neither"
+                "case.yaml:5:1: ReplicationRepository/store.spec: expected exactly one of filesystem, "
+                "s3 or hostedIn, got none"
             ),
         ],
     ),
@@ -265,7 +265,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             (
                 "case.yaml:7:3: ReplicationRepository/store.spec.s3: expected exactly one of "
-                "filesystem or s3, got both"
+                "filesystem, s3 or hostedIn, got filesystem and s3"
             ),
         ],
     ),

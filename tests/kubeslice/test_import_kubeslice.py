@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +14,12 @@ import yaml
 
 from reconciler.errors import KubeferryError
 from reconciler.kubeslice import ProjectObjects, build_inventory, parse_storage_class_mapping
+from tests.fixtures.kubeslice_crds import create_when_served, install_controller_crds
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
 
 API = "controller.kubeslice.io/v1alpha1"
-CRD_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "kubeslice-crds"
 
 
 def _object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +125,7 @@ def test_import_from_the_sandbox_controller_validates(sandbox: SandboxInfo, tmp_
     project = f"im{uuid.uuid4().hex[:8]}"
     namespace = f"kubeslice-{project}"
     with sandbox.client("controller") as client:
-        for path in sorted(CRD_DIR.glob("*.controller.kubeslice.io.yaml")):
-            client.ensure(yaml.safe_load(path.read_text()))  # left installed (shared, idempotent)
+        install_controller_crds(client)  # left installed (shared, idempotent)
         client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         try:
             for document in (
@@ -139,12 +137,7 @@ def test_import_from_the_sandbox_controller_validates(sandbox: SandboxInfo, tmp_
                     **document,
                     "metadata": {**document["metadata"], "namespace": namespace},
                 }
-                for _ in range(30):  # a CRD just installed may not be served yet
-                    try:
-                        client.create(manifest)
-                        break
-                    except KubeferryError:
-                        time.sleep(1)
+                create_when_served(client, manifest)
             out = tmp_path / "imported.yaml"
             env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
             run = subprocess.run(
