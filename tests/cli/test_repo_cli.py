@@ -6,9 +6,7 @@ no passphrase is ever printed.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,65 +14,37 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.reconcile import Workspace, repo_prune
-from reconciler.repository import FilesystemBackend, Repository, ScryptParams, _crypto
+from reconciler.repository import FilesystemBackend, Repository
 from reconciler.volumes import VolumeStore, backup_tree
+from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._snapshots import random_tree, write_object_snapshot
 
 PASSPHRASE = "correct horse battery staple"
 NEW_PASSPHRASE = "tr0ub4dor&3-new"
 WRONG_PASSPHRASE = "not-the-passphrase-at-all"
 SECRETS = (PASSPHRASE, NEW_PASSPHRASE, WRONG_PASSPHRASE)
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: east}
-spec: {context: east, role: worker}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: vault}
-spec:
-  filesystem: {path: ./vault}
-  encryption: {passphraseFrom: {env: {var: KF_TEST_PASSPHRASE}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: plain}
-spec: {filesystem: {path: ./plain}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: keep}
-spec: {sourceCluster: east, destinationCluster: east, repository: vault}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: shop}
-spec:
-  replicationSliceName: keep
-  namespace: shop
-  retention: {keepLast: 1}
-"""
+_INVENTORY = (
+    cluster("east"),
+    filesystem_repository("vault", "./vault", passphrase_var=PASSPHRASE_VAR),
+    filesystem_repository("plain", "./plain"),
+    replication_slice("keep", "east", "east", "vault"),
+    job("shop", "keep", "shop", retention={"keepLast": 1}),
+)
 
 _T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap scrypt (the default costs ~0.2 s per derivation), the passphrase, a wide terminal."""
-    monkeypatch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
-    monkeypatch.setenv("KF_TEST_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.delenv("KUBEFERRY_LEDGER", raising=False)
-    monkeypatch.delenv("KUBEFERRY_INVENTORY", raising=False)
+    encrypted_repository_environment(monkeypatch, PASSPHRASE)
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """An inventory with two uninitialized repositories; returns the inventory file."""
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY)
-    return inventory
+    return write_inventory(tmp_path, *_INVENTORY)
 
 
 def run(capsys: pytest.CaptureFixture[str], site: Path, *args: str) -> tuple[int, str, str]:
@@ -97,22 +67,6 @@ def unlocked(site: Path) -> Repository:
     return Repository(FilesystemBackend(site.parent / "vault")).unlock(PASSPHRASE)
 
 
-def write_snapshot(repository: Repository, job: str, at: datetime) -> str:
-    """Publish an object snapshot as the object engine does (digests in the metadata)."""
-    snapshot_id = f"{job}-{at:%Y%m%d%H%M%S}-abcdef"
-    parts = {"resources.tar": b"kind: ConfigMap\n" * 50, "resources.json": b"[]"}
-    document = {
-        "snapshotId": snapshot_id,
-        "job": job,
-        "namespace": job,
-        "sourceCluster": "east",
-        "startedAt": at.isoformat(),
-        "digests": {name: hashlib.sha256(data).hexdigest() for name, data in parts.items()},
-    }
-    repository.write_snapshot(snapshot_id, parts, json.dumps(document).encode())
-    return snapshot_id
-
-
 def flip_byte(path: Path, offset: int = -20) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
@@ -120,8 +74,7 @@ def flip_byte(path: Path, offset: int = -20) -> None:
 
 
 def tree(root: Path, seed: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "big.bin").write_bytes(os.urandom(300_000) + bytes([seed]) * 1000)
+    random_tree(root, seed)
     (root / "small.txt").write_text(f"hello {seed}\n")
     return root
 
@@ -300,7 +253,7 @@ def test_check_ok_then_a_flipped_byte_in_a_snapshot_part(
 ) -> None:
     assert run(capsys, site, "init", "vault")[0] == 0
     repository = unlocked(site)
-    snapshot_id = write_snapshot(repository, "shop", _T0)
+    snapshot_id = write_object_snapshot(repository, "shop", _T0)
     store = VolumeStore(repository)
     backup_tree(store, tree(site.parent / "data", 1), workers=1)
 
@@ -345,7 +298,7 @@ def test_check_of_an_unencrypted_repository_compares_digests(
 ) -> None:
     assert run(capsys, site, "init", "plain")[0] == 0
     repository = Repository(FilesystemBackend(site.parent / "plain"))
-    snapshot_id = write_snapshot(repository, "shop", _T0)
+    snapshot_id = write_object_snapshot(repository, "shop", _T0)
     code, out, _ = run(capsys, site, "check", "plain")
     assert code == 0
     assert out.strip() == "repository plain OK (1 snapshots, 0 packs)"
@@ -362,8 +315,8 @@ def test_check_of_an_unencrypted_repository_compares_digests(
 def test_stats_json(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, site, "init", "vault")[0] == 0
     repository = unlocked(site)
-    write_snapshot(repository, "shop", _T0)
-    write_snapshot(repository, "shop", _T0 + timedelta(hours=1))
+    write_object_snapshot(repository, "shop", _T0)
+    write_object_snapshot(repository, "shop", _T0 + timedelta(hours=1))
     backup_tree(VolumeStore(repository), tree(site.parent / "data", 3), workers=1)
 
     code, out, _ = run(capsys, site, "stats", "vault", "--json")
@@ -395,8 +348,8 @@ def test_prune_dry_run_changes_nothing_then_prune(
 ) -> None:
     assert run(capsys, site, "init", "vault")[0] == 0
     repository = unlocked(site)
-    old = write_snapshot(repository, "shop", _T0)
-    new = write_snapshot(repository, "shop", _T0 + timedelta(hours=1))
+    old = write_object_snapshot(repository, "shop", _T0)
+    new = write_object_snapshot(repository, "shop", _T0 + timedelta(hours=1))
     store = VolumeStore(repository)
     first = backup_tree(store, tree(site.parent / "one", 4), workers=1)
     backup_tree(store, tree(site.parent / "two", 5), workers=1)

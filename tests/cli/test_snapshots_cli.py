@@ -17,52 +17,29 @@ from reconciler.inventory import Retention
 from reconciler.reconcile import SnapshotInfo, Workspace, apply_retention, expired_snapshots
 from reconciler.repository import FilesystemBackend, Repository
 from state import Ledger
+from tests._environment import cli_environment
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: east}
-spec: {context: east, role: worker}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: local}
-spec: {filesystem: {path: ./repository}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: keep}
-spec: {sourceCluster: east, destinationCluster: east, repository: local}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: shop}
-spec:
-  replicationSliceName: keep
-  namespace: shop
-  retention: {keepLast: 2}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: shop-eu}
-spec: {replicationSliceName: keep, namespace: shop-eu}
-"""
+_INVENTORY = (
+    cluster("east"),
+    filesystem_repository("local"),
+    replication_slice("keep", "east", "east", "local"),
+    job("shop", "keep", "shop", retention={"keepLast": 2}),
+    job("shop-eu", "keep", "shop-eu"),
+)
 
 _T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def _wide_plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.delenv("KUBEFERRY_LEDGER", raising=False)
-    monkeypatch.delenv("KUBEFERRY_INVENTORY", raising=False)
+    cli_environment(monkeypatch)
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """An inventory with an initialized filesystem repository; returns the inventory file."""
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY)
+    inventory = write_inventory(tmp_path, *_INVENTORY)
     Repository(FilesystemBackend(tmp_path / "repository")).initialize("test-repo")
     return inventory
 
@@ -124,8 +101,7 @@ def test_drill_of_an_unknown_job_is_one_line(
 def test_backup_without_an_applied_repository_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY)  # the repository directory was never initialized
+    inventory = write_inventory(tmp_path, *_INVENTORY)  # the repository was never initialized
     assert main(["backup", "shop", "-f", str(inventory)]) == 1
     assert "repository local is not initialized" in _error_line(capsys)
 

@@ -29,77 +29,38 @@ from reconciler.inventory import load_inventory
 from reconciler.reconcile import Workspace
 from reconciler.reconcile._views import desired_job
 from state import Availability, IssueSeverity, Ledger, Reachability, RunKind, RunPhase
+from tests._inventory import (
+    cluster,
+    filesystem_repository,
+    inventory,
+    job,
+    replication_slice,
+    s3_repository,
+)
 
 NOW = datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)
 
-INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: controller}
-spec: {context: controller, role: controller}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: worker-1}
-spec: {context: worker-1, role: worker}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: worker-2}
-spec: {context: worker-2, role: worker, protected: true}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: local}
-spec:
-  filesystem: {path: ./repository}
-  encryption:
-    passphraseFrom:
-      file: {path: ./repository.passphrase}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: offsite}
-spec:
-  s3: {bucket: dr-backups, prefix: kubeferry/, endpoint: "http://127.0.0.1:9000"}
-  credentialsFrom:
-    env: {accessKeyIdVar: DR_ACCESS_KEY, secretAccessKeyVar: DR_SECRET_KEY}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: w1-to-w2}
-spec: {sourceCluster: worker-1, destinationCluster: worker-2, repository: local}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: w1-backup}
-spec: {sourceCluster: worker-1, destinationCluster: worker-1, repository: offsite}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: web}
-spec: {replicationSliceName: w1-to-w2, namespace: shop, targetNamespace: shop-dr}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: db-backup}
-spec: {replicationSliceName: w1-backup, namespace: db, backupFrequency: "0 * * * *"}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: api}
-spec: {replicationSliceName: w1-to-w2, namespace: api}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: batch}
-spec: {replicationSliceName: w1-to-w2, namespace: batch}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: cache}
-spec: {replicationSliceName: w1-to-w2, namespace: cache}
-"""
+INVENTORY = inventory(
+    cluster("controller", role="controller"),
+    cluster("worker-1"),
+    cluster("worker-2", protected=True),
+    filesystem_repository("local", passphrase_file="./repository.passphrase"),
+    s3_repository(
+        "offsite",
+        bucket="dr-backups",
+        prefix="kubeferry/",
+        endpoint="http://127.0.0.1:9000",
+        access_key_var="DR_ACCESS_KEY",
+        secret_key_var="DR_SECRET_KEY",
+    ),
+    replication_slice("w1-to-w2", "worker-1", "worker-2", "local"),
+    replication_slice("w1-backup", "worker-1", "worker-1", "offsite"),
+    job("web", "w1-to-w2", "shop", targetNamespace="shop-dr"),
+    job("db-backup", "w1-backup", "db", backupFrequency="0 * * * *"),
+    job("api", "w1-to-w2", "api"),
+    job("batch", "w1-to-w2", "batch"),
+    job("cache", "w1-to-w2", "cache"),
+)
 
 
 class Clock:

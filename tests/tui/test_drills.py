@@ -16,6 +16,7 @@ from reconciler.reconcile import DrillReport, Workspace, list_runs
 from reconciler.reconcile._drill_report import VolumeCheck
 from state import Ledger, RunKind, RunPhase
 from tests.tui._data import NOW, scenario
+from tests.tui._navigation import wait_for_screen
 from tests.tui._pilot import make_app, wait_for, wait_for_text
 from tui.screens.drills import DrillReportScreen, DrillsScreen
 from tui.screens.help import HelpScreen
@@ -110,9 +111,7 @@ async def test_drills_command_lists_drill_runs_with_rpo_rto(workspace: Workspace
     app = make_app(workspace)
     async with app.run_test(size=(100, 24)) as pilot:
         assert app.run_command(":drills")
-        await wait_for(pilot, lambda: isinstance(app.screen, DrillsScreen))
-        screen = app.screen
-        assert isinstance(screen, DrillsScreen)
+        screen = await wait_for_screen(pilot, DrillsScreen)
         await wait_for(pilot, lambda: screen.serial is not None, what="drills loaded")
         rows = _rows(screen)
         assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
@@ -140,18 +139,14 @@ async def test_enter_opens_the_run_detail_and_o_the_report(workspace: Workspace)
         await wait_for(pilot, lambda: screen.serial is not None)
         failed_id = int(_rows(screen)[0][0])
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-        detail = app.screen
-        assert isinstance(detail, RunDetailScreen)
+        detail = await wait_for_screen(pilot, RunDetailScreen)
         assert detail.run_id == failed_id
         await wait_for_text(pilot, "drill of batch")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
 
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, DrillReportScreen))
-        report = app.screen
-        assert isinstance(report, DrillReportScreen)
+        report = await wait_for_screen(pilot, DrillReportScreen)
         assert "DR drill of job `batch`: fail" in report.markdown
         assert "| RPO | 1h01m |" in report.markdown
         assert "ConfigMap/settings: data.mode differs" in report.markdown
@@ -185,9 +180,7 @@ async def test_r_asks_then_runs_a_drill_and_shows_the_result(
         await pilot.press("down")  # web
         assert screen.target_job == "web"
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert "Run a DR drill of web?" in confirm.title_text
         await pilot.press("n")  # no: nothing runs
         await wait_for(pilot, lambda: app.screen is screen)
@@ -195,7 +188,7 @@ async def test_r_asks_then_runs_a_drill_and_shows_the_result(
         assert calls == []
 
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for_screen(pilot, ConfirmScreen)
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.running is None and calls == ["web"])
         await wait_for(pilot, lambda: len(_rows(screen)) == 3, what="the new drill listed")
@@ -205,9 +198,7 @@ async def test_r_asks_then_runs_a_drill_and_shows_the_result(
         assert _rows(screen)[0][0] == str(new_id)
         # o shows the full report of a drill run here
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, DrillReportScreen))
-        report = app.screen
-        assert isinstance(report, DrillReportScreen)
+        report = await wait_for_screen(pilot, DrillReportScreen)
         assert "fresh backup" in report.markdown  # render_markdown's full table
 
 
@@ -224,7 +215,7 @@ async def test_a_drill_that_cannot_run_is_reported(
         await app.push_screen(screen)
         await wait_for(pilot, lambda: screen.serial is not None)
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for_screen(pilot, ConfirmScreen)
         await pilot.press("y")
         await wait_for(
             pilot,
@@ -264,5 +255,5 @@ async def test_drills_in_help_and_palette(workspace: Workspace) -> None:
         palette = [command.title for command in app.get_system_commands(app.screen)]
         assert ":drills" in palette
         app.action_help()
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for_screen(pilot, HelpScreen)
         await wait_for_text(pilot, ":drills [JOB]")

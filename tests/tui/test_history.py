@@ -6,15 +6,16 @@ the screens read it through ``reconciler.reconcile.list_runs`` / ``run_detail`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from reconciler.reconcile import Workspace
 from state import EventLevel, IssueSeverity, Ledger, RunKind, RunPhase
 from tests.tui._data import NOW, scenario
+from tests.tui._navigation import wait_for_screen
 from tests.tui._pilot import wait_for
 from tui.app import KubeferryApp
 from tui.screens.history import HistoryScreen, RunDetailScreen, normalize_phase
@@ -37,8 +38,11 @@ def _table_jobs(screen: HistoryScreen) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _loaded(screen: HistoryScreen) -> Callable[[], bool]:
-    return lambda: screen.serial is not None
+async def _shown(app: KubeferryApp, pilot: Pilot[None], screen: HistoryScreen) -> HistoryScreen:
+    """``screen`` pushed, once it has loaded the runs."""
+    await app.push_screen(screen)
+    await wait_for(pilot, lambda: screen.serial is not None)
+    return screen
 
 
 @pytest.fixture
@@ -80,9 +84,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
 async def test_lists_runs_newest_first_with_counts(workspace: Workspace) -> None:
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = HistoryScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, _loaded(screen))
+        screen = await _shown(app, pilot, HistoryScreen())
         rows = _table_jobs(screen)
         # 12 runs of the scenario + the one added above, newest first
         assert len(rows) == 13
@@ -98,9 +100,7 @@ async def test_lists_runs_newest_first_with_counts(workspace: Workspace) -> None
 async def test_filters_by_job_cluster_and_phase(workspace: Workspace) -> None:
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = HistoryScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, _loaded(screen))
+        screen = await _shown(app, pilot, HistoryScreen())
 
         await pilot.press("/")  # focuses the job filter
         assert screen.focused is screen.query_one("#history-job", Input)
@@ -134,13 +134,9 @@ async def test_filters_by_job_cluster_and_phase(workspace: Workspace) -> None:
 async def test_enter_opens_the_run_detail(workspace: Workspace) -> None:
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = HistoryScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, _loaded(screen))
+        screen = await _shown(app, pilot, HistoryScreen())
         await pilot.press("enter")  # the newest run: the partially failed restore of web
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-        detail = app.screen
-        assert isinstance(detail, RunDetailScreen)
+        detail = await wait_for_screen(pilot, RunDetailScreen)
         await wait_for(pilot, lambda: detail.detail is not None)
         text = str(detail.query_one("#run-detail", Static).render())
         assert "restore of web" in text
@@ -163,9 +159,7 @@ async def test_enter_opens_the_run_detail(workspace: Workspace) -> None:
         await pilot.press("enter")  # back to the table
         assert isinstance(screen.focused, DataTable)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-        failed = app.screen
-        assert isinstance(failed, RunDetailScreen)
+        failed = await wait_for_screen(pilot, RunDetailScreen)
         await wait_for(pilot, lambda: failed.detail is not None)
         text = str(failed.query_one("#run-detail", Static).render())
         assert "namespace batch is terminating on worker-2" in text
@@ -175,14 +169,10 @@ async def test_enter_opens_the_run_detail(workspace: Workspace) -> None:
 async def test_follow_opens_the_live_view_of_a_run(workspace: Workspace) -> None:
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = HistoryScreen(job="cache")
-        await app.push_screen(screen)
-        await wait_for(pilot, _loaded(screen))
+        screen = await _shown(app, pilot, HistoryScreen(job="cache"))
         assert _table_jobs(screen)[0] == ("backup", "cache", "InProgress")
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        run_screen = app.screen
-        assert isinstance(run_screen, RunScreen)
+        run_screen = await wait_for_screen(pilot, RunScreen)
         assert run_screen.mode == "tail"
         await wait_for(pilot, lambda: "ReplicationJob/cache" in run_screen.rows)
         row = run_screen.rows["ReplicationJob/cache"]
@@ -195,9 +185,7 @@ async def test_a_run_recorded_while_open_appears(workspace: Workspace) -> None:
     """A cron `reconcile` writing to the ledger shows up without a key press."""
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = HistoryScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, _loaded(screen))
+        screen = await _shown(app, pilot, HistoryScreen())
         with Ledger.open(workspace.ledger_path) as ledger:
             run = ledger.start_run(RunKind.BACKUP, "db-backup")
             assert run.id is not None

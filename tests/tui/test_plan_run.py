@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Input, RichLog, Static
 
 from reconciler._events import (
@@ -31,8 +32,12 @@ from reconciler._events import (
 from reconciler.apply import ActionResult, ApplyResult, Interrupted
 from reconciler.plan import Action, ActionType, Plan, PlanProblem
 from reconciler.reconcile import Cancellation, Workspace
+from tests._inventory import job, replication_slice
+from tests._kube_objects import delete_namespace
 from tests.tui._data import NOW, scenario
+from tests.tui._navigation import wait_for_screen
 from tests.tui._pilot import wait_for
+from tests.tui._sandbox import workspace_on_sandbox
 from tui.app import KubeferryApp
 from tui.screens.plan import APPLY_WORD, PlanScreen
 from tui.screens.run import RunScreen
@@ -118,6 +123,14 @@ def _serve_plan(monkeypatch: pytest.MonkeyPatch, plan: Plan | Exception) -> list
     return calls
 
 
+async def _planned(app: KubeferryApp, pilot: Pilot[None]) -> PlanScreen:
+    """The plan screen, pushed, once it shows a plan."""
+    screen = PlanScreen()
+    await app.push_screen(screen)
+    await wait_for(pilot, lambda: screen.plan is not None)
+    return screen
+
+
 # -- pure helpers ------------------------------------------------------------------------------
 
 
@@ -177,9 +190,7 @@ async def test_plan_tree_groups_actions_by_kind_with_symbols(
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.run_command("plan")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen))
-        screen = app.screen
-        assert isinstance(screen, PlanScreen)
+        screen = await wait_for_screen(pilot, PlanScreen)
         await wait_for(pilot, lambda: screen.plan is not None)
         assert calls == [workspace]
         status = str(screen.query_one("#plan-status", Static).render())
@@ -234,15 +245,11 @@ async def test_apply_needs_the_typed_word_on_a_protected_cluster(
     monkeypatch.setattr("tui.screens.run.apply", fake_apply)
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = PlanScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.plan is not None)
+        screen = await _planned(app, pilot)
 
         # first: declined
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert confirm.confirm_word == APPLY_WORD
         assert "PROTECTED clusters affected: worker-2" in confirm.body
         assert "1 blocked action(s) will not run." in confirm.body
@@ -253,15 +260,13 @@ async def test_apply_needs_the_typed_word_on_a_protected_cluster(
         # then: a wrong word does not confirm, the right one does
         planned = screen.plan
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for_screen(pilot, ConfirmScreen)
         await pilot.press(*"yes", "enter")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ConfirmScreen)
         app.screen.query_one("#confirm-input", Input).value = ""
         await pilot.press(*APPLY_WORD, "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        run = app.screen
-        assert isinstance(run, RunScreen)
+        run = await wait_for_screen(pilot, RunScreen)
         await wait_for(pilot, lambda: run.finished)
         assert started == [planned]  # exactly the plan that was shown and confirmed
         assert run.ok is True
@@ -279,13 +284,9 @@ async def test_no_typed_word_without_protected_clusters(
     _serve_plan(monkeypatch, fake_plan(destination="worker-1"))
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = PlanScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.plan is not None)
+        screen = await _planned(app, pilot)
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert confirm.confirm_word is None
         assert "PROTECTED" not in confirm.body
         await pilot.press("n")
@@ -298,9 +299,7 @@ async def test_read_only_hides_and_refuses_apply(
     _serve_plan(monkeypatch, fake_plan())
     app = _app(workspace, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = PlanScreen()
-        await app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.plan is not None)
+        screen = await _planned(app, pilot)
         assert screen.check_action("apply", ()) is False
         # not in the footer, and the key does nothing
         assert "apply" not in {b.binding.action for b in screen.active_bindings.values()}
@@ -399,16 +398,28 @@ class ScriptedApply:
         )
 
 
-async def test_run_shows_progress_and_cancels_after_confirmation(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedApply:
+    """The run screen's ``apply``, scripted."""
     scripted = ScriptedApply()
     monkeypatch.setattr("tui.screens.run.apply", scripted)
+    return scripted
+
+
+async def _started(app: KubeferryApp, pilot: Pilot[None], scripted: ScriptedApply) -> RunScreen:
+    """A run screen of ``fake_plan()``, its scripted apply waiting for cancellation."""
+    screen = RunScreen(plan=fake_plan())
+    await app.push_screen(screen)
+    await wait_for(pilot, scripted.waiting.is_set)
+    return screen
+
+
+async def test_run_shows_progress_and_cancels_after_confirmation(
+    workspace: Workspace, scripted: ScriptedApply
+) -> None:
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = RunScreen(plan=fake_plan())
-        await app.push_screen(screen)
-        await wait_for(pilot, scripted.waiting.is_set)
+        screen = await _started(app, pilot, scripted)
         await wait_for(pilot, lambda: screen.rows["ReplicationJob/web"].items_done == 30)
         # the warning is published after the last progress event: wait for it too
         await wait_for(pilot, lambda: any("skipped (pods/x)" in line for line in screen.log_lines))
@@ -433,14 +444,14 @@ async def test_run_shows_progress_and_cancels_after_confirmation(
 
         # c asks first; "no" keeps it running
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for_screen(pilot, ConfirmScreen)
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is screen)
         assert scripted.cancellation is not None
         assert not scripted.cancellation.cancelled
 
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await wait_for_screen(pilot, ConfirmScreen)
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.finished, timeout=20)
         assert scripted.cancellation.cancelled
@@ -477,48 +488,16 @@ async def test_run_reports_an_apply_that_fails_to_start(
 
 
 async def test_leaving_the_app_cancels_our_run(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, scripted: ScriptedApply
 ) -> None:
-    scripted = ScriptedApply()
-    monkeypatch.setattr("tui.screens.run.apply", scripted)
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        await app.push_screen(RunScreen(plan=fake_plan()))
-        await wait_for(pilot, scripted.waiting.is_set)
+        await _started(app, pilot, scripted)
     assert scripted.cancellation is not None
     assert scripted.cancellation.cancelled
 
 
 # -- the whole flow on the sandbox -------------------------------------------------------------
-
-_SANDBOX_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker, protected: true}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: local}}
-spec:
-  filesystem: {{path: ./repository}}
-  encryption: {{passphraseFrom: {{env: {{var: KF_TUI_PASSPHRASE}}}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-to-w2}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: copy}}
-spec: {{replicationSliceName: w1-to-w2, namespace: {ns}}}
-"""
 
 
 @pytest.fixture
@@ -526,25 +505,18 @@ def sandbox_workspace(
     sandbox: SandboxInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Workspace, str]]:
     namespace = f"tui-{uuid.uuid4().hex[:8]}"
-    with sandbox.client("worker-1") as client:
-        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for n in range(3):
-            client.ensure(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": f"settings-{n}", "namespace": namespace},
-                    "data": {"value": str(n)},
-                }
-            )
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_SANDBOX_INVENTORY.format(ns=namespace))
-    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
-    monkeypatch.setenv("KF_TUI_PASSPHRASE", uuid.uuid4().hex)
-    yield Workspace(inventory, tmp_path / ".kubeferry" / "ledger.sqlite"), namespace
-    for cluster in ("worker-1", "worker-2"):
-        with sandbox.client(cluster) as client:
-            client.delete("v1", "Namespace", namespace)
+    yield (
+        workspace_on_sandbox(
+            sandbox,
+            tmp_path,
+            monkeypatch,
+            namespace,
+            replication_slice("w1-to-w2", "worker-1", "worker-2", "local"),
+            job("copy", "w1-to-w2", namespace),
+        ),
+        namespace,
+    )
+    delete_namespace(sandbox, namespace)
 
 
 async def test_plan_confirm_run_done_on_the_sandbox(
@@ -554,9 +526,7 @@ async def test_plan_confirm_run_done_on_the_sandbox(
     app = KubeferryApp(workspace, poll_interval=0)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.run_command("plan")
-        await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen))
-        plan_screen = app.screen
-        assert isinstance(plan_screen, PlanScreen)
+        plan_screen = await wait_for_screen(pilot, PlanScreen)
         await wait_for(pilot, lambda: plan_screen.plan is not None, timeout=120)
         assert plan_screen.error is None
         plan = plan_screen.plan
@@ -569,14 +539,10 @@ async def test_plan_confirm_run_done_on_the_sandbox(
         assert "pre-checks: compatible" in text or "pre-checks: warning" in text
 
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert confirm.confirm_word == APPLY_WORD  # worker-2 is protected
         await pilot.press(*APPLY_WORD, "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        run = app.screen
-        assert isinstance(run, RunScreen)
+        run = await wait_for_screen(pilot, RunScreen)
         await wait_for(pilot, lambda: run.finished, timeout=180)
         assert run.ok, run.summary_lines
         assert run.summary_lines == ["Apply complete: 5 done."]
@@ -622,9 +588,7 @@ async def test_tails_a_run_recorded_by_another_process(workspace: Workspace) -> 
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.run_command(f"runs {run_id}")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
+        screen = await wait_for_screen(pilot, RunScreen)
         assert screen.mode == "tail"
         await wait_for(pilot, lambda: "ReplicationJob/web" in screen.rows)
         row = screen.rows["ReplicationJob/web"]
@@ -661,9 +625,7 @@ async def test_watch_shows_runs_that_start_while_open(workspace: Workspace) -> N
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.run_command("runs")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
+        screen = await wait_for_screen(pilot, RunScreen)
         assert screen.mode == "watch"
         # the scenario's run in progress (cache) is shown; older events are not replayed
         await wait_for(pilot, lambda: "ReplicationJob/cache" in screen.rows)
@@ -689,15 +651,11 @@ async def test_watch_shows_runs_that_start_while_open(workspace: Workspace) -> N
 
 
 async def test_switching_views_keeps_our_run_going(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, scripted: ScriptedApply
 ) -> None:
-    scripted = ScriptedApply()
-    monkeypatch.setattr("tui.screens.run.apply", scripted)
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = RunScreen(plan=fake_plan())
-        await app.push_screen(screen)
-        await wait_for(pilot, scripted.waiting.is_set)
+        screen = await _started(app, pilot, scripted)
         assert app.run_command("runs")  # replaces the run screen with the live view
         await wait_for(pilot, lambda: app.screen is not screen and not screen.is_attached)
         await pilot.pause(0.2)

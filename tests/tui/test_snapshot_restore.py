@@ -25,8 +25,12 @@ from reconciler.reconcile import (
     list_snapshots,
     precheck_restore,
 )
+from tests._inventory import job, replication_slice
+from tests._kube_objects import delete_namespace
 from tests.tui._data import NOW, scenario
+from tests.tui._navigation import wait_for_screen
 from tests.tui._pilot import wait_for
+from tests.tui._sandbox import workspace_on_sandbox
 from tui.app import KubeferryApp
 from tui.screens.run import RunScreen
 from tui.screens.snapshots import (
@@ -100,9 +104,7 @@ async def test_lists_snapshots_and_filters_by_job_or_namespace(workspace: Worksp
     app = _app(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.run_command("snapshots web")
-        await wait_for(pilot, lambda: isinstance(app.screen, SnapshotsScreen))
-        screen = app.screen
-        assert isinstance(screen, SnapshotsScreen)
+        screen = await wait_for_screen(pilot, SnapshotsScreen)
         await wait_for(pilot, lambda: screen.catalog is not None)
         # opened for job web: prefilled filter
         assert _rows(screen) == [CATALOG[0].id, CATALOG[2].id]
@@ -175,9 +177,7 @@ async def test_restore_form_precheck_confirm_run(
             screen.selected,
             screen.check_action("restore", ()),
         )
-        await wait_for(pilot, lambda: isinstance(app.screen, RestoreFormScreen))
-        form = app.screen
-        assert isinstance(form, RestoreFormScreen)
+        form = await wait_for_screen(pilot, RestoreFormScreen)
         # the job's defaults: its destination cluster, targetNamespace, policy
         assert form.query_one("#restore-cluster", Select).value == "worker-2"
         assert form.query_one("#restore-namespace", Input).value == "shop-dr"
@@ -201,9 +201,7 @@ async def test_restore_form_precheck_confirm_run(
         assert form.focused is form.query_one("#restore-next", Button)
         await pilot.press("enter")
 
-        await wait_for(pilot, lambda: isinstance(app.screen, PrecheckScreen))
-        report_screen = app.screen
-        assert isinstance(report_screen, PrecheckScreen)
+        report_screen = await wait_for_screen(pilot, PrecheckScreen)
         await wait_for(pilot, lambda: report_screen.result is not None)
         assert asked == [
             {
@@ -223,18 +221,14 @@ async def test_restore_form_precheck_confirm_run(
         assert report_screen.focused is restore_button
         await pilot.press("enter")
 
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert confirm.confirm_word == "recreate"
         assert "worker-2 is PROTECTED" in confirm.body
         assert "onto worker-2/shop-dr-2 with policy recreate" in confirm.body
         assert restored == []
         await pilot.press(*"recreate", "enter")
 
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        run = app.screen
-        assert isinstance(run, RunScreen)
+        run = await wait_for_screen(pilot, RunScreen)
         assert run.mode == "restore"
         await wait_for(pilot, lambda: run.finished)
         assert restored[0]["cluster"] == "worker-2"
@@ -271,11 +265,9 @@ async def test_precheck_that_would_stop_the_restore_blocks_it(
         await app.push_screen(screen)
         await wait_for(pilot, lambda: screen.catalog is not None)
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RestoreFormScreen))
+        await wait_for_screen(pilot, RestoreFormScreen)
         await pilot.press("tab", "enter")  # namespace input: enter submits the form
-        await wait_for(pilot, lambda: isinstance(app.screen, PrecheckScreen))
-        checks = app.screen
-        assert isinstance(checks, PrecheckScreen)
+        checks = await wait_for_screen(pilot, PrecheckScreen)
         await wait_for(pilot, lambda: checks.result is not None)
         assert checks.result is not None
         assert checks.result.would_stop
@@ -288,14 +280,10 @@ async def test_precheck_that_would_stop_the_restore_blocks_it(
 
         # again, asking to ignore the pre-checks: the restore may go ahead
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RestoreFormScreen))
-        form = app.screen
-        assert isinstance(form, RestoreFormScreen)
+        form = await wait_for_screen(pilot, RestoreFormScreen)
         form.query_one("#restore-ignore", Checkbox).value = True
         form.query_one("#restore-next", Button).press()
-        await wait_for(pilot, lambda: isinstance(app.screen, PrecheckScreen))
-        again = app.screen
-        assert isinstance(again, PrecheckScreen)
+        again = await wait_for_screen(pilot, PrecheckScreen)
         await wait_for(pilot, lambda: again.result is not None)
         assert not again.query_one("#precheck-restore", Button).disabled
         assert "ignored as asked" in str(again.query_one("#precheck-report", Static).render())
@@ -341,35 +329,6 @@ async def test_an_unreadable_repository_is_reported(
 
 # -- on the sandbox ----------------------------------------------------------------------------
 
-_SANDBOX_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker, protected: true}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: local}}
-spec:
-  filesystem: {{path: ./repository}}
-  encryption: {{passphraseFrom: {{env: {{var: KF_TUI_PASSPHRASE}}}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-backup}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-1, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: keep}}
-spec: {{replicationSliceName: w1-backup, namespace: {ns}, existingResourcePolicy: update}}
-"""
-
 
 @pytest.fixture
 def backed_up(
@@ -377,30 +336,20 @@ def backed_up(
 ) -> Iterator[tuple[Workspace, str]]:
     """A namespace on worker-1 with three ConfigMaps, backed up once by apply."""
     namespace = f"tuis-{uuid.uuid4().hex[:8]}"
-    with sandbox.client("worker-1") as client:
-        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for n in range(3):
-            client.ensure(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": f"settings-{n}", "namespace": namespace},
-                    "data": {"value": str(n)},
-                }
-            )
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_SANDBOX_INVENTORY.format(ns=namespace))
-    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
-    monkeypatch.setenv("KF_TUI_PASSPHRASE", uuid.uuid4().hex)
-    workspace = Workspace(inventory, tmp_path / ".kubeferry" / "ledger.sqlite")
+    workspace = workspace_on_sandbox(
+        sandbox,
+        tmp_path,
+        monkeypatch,
+        namespace,
+        replication_slice("w1-backup", "worker-1", "worker-1", "local"),
+        job("keep", "w1-backup", namespace, existingResourcePolicy="update"),
+    )
     _, result = apply(workspace)
     assert result is not None
     assert result.ok, result
     yield workspace, namespace
-    with sandbox.client("worker-1") as client:
-        client.delete("v1", "Namespace", namespace)
-    with sandbox.client("worker-2") as client:
-        client.delete("v1", "Namespace", f"{namespace}-dr")
+    delete_namespace(sandbox, namespace, ["worker-1"])
+    delete_namespace(sandbox, f"{namespace}-dr", ["worker-2"])
 
 
 def test_precheck_restore_reports_and_writes_nothing(
@@ -440,9 +389,7 @@ async def test_restore_a_snapshot_to_another_cluster_on_the_sandbox(
         (snapshot_id,) = _rows(screen)
         assert snapshot_id.startswith("keep-")
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RestoreFormScreen))
-        form = app.screen
-        assert isinstance(form, RestoreFormScreen)
+        form = await wait_for_screen(pilot, RestoreFormScreen)
         assert form.query_one("#restore-cluster", Select).value == "worker-1"
         assert form.query_one("#restore-namespace", Input).value == namespace
         assert form.policy == "update"
@@ -450,9 +397,7 @@ async def test_restore_a_snapshot_to_another_cluster_on_the_sandbox(
         form.query_one("#restore-namespace", Input).value = target
         form.query_one("#restore-next", Button).press()
 
-        await wait_for(pilot, lambda: isinstance(app.screen, PrecheckScreen))
-        checks = app.screen
-        assert isinstance(checks, PrecheckScreen)
+        checks = await wait_for_screen(pilot, PrecheckScreen)
         await wait_for(pilot, lambda: checks.result is not None, timeout=60)
         report = str(checks.query_one("#precheck-report", Static).render())
         assert "Pre-checks: " in report
@@ -460,14 +405,10 @@ async def test_restore_a_snapshot_to_another_cluster_on_the_sandbox(
         assert not checks.query_one("#precheck-restore", Button).disabled
         await pilot.press("enter")
 
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        confirm = app.screen
-        assert isinstance(confirm, ConfirmScreen)
+        confirm = await wait_for_screen(pilot, ConfirmScreen)
         assert confirm.confirm_word == "restore"  # worker-2 is protected
         await pilot.press(*"restore", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        run = app.screen
-        assert isinstance(run, RunScreen)
+        run = await wait_for_screen(pilot, RunScreen)
         await wait_for(pilot, lambda: run.finished, timeout=180)
         assert run.ok, run.summary_lines
         assert any(

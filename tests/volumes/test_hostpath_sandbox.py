@@ -24,13 +24,15 @@ import pytest
 
 from reconciler.engines import JobSpec, ObjectEngine, RestoreResult
 from reconciler.kube import KubeClient, Manifest
-from reconciler.repository import FilesystemBackend, Repository, RepositoryError, _crypto
-from reconciler.repository._crypto import ScryptParams
+from reconciler.repository import FilesystemBackend, Repository, RepositoryError
 from reconciler.volumes import (
     EXCLUDE_ANNOTATION,
     HostPathMover,
     read_volume_set,
 )
+from tests._environment import cheap_scrypt
+from tests._kube_objects import hostpath_claim, volume_dir
+from tests._kube_objects import namespace as kube_namespace
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
@@ -66,32 +68,6 @@ class Recorder:
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _bound(claim: Manifest) -> bool:
-    return bool((claim.get("status") or {}).get("phase") == "Bound")
-
-
-def _volume_dir(client: KubeClient, namespace: str, claim: str) -> Path:
-    bound = client.wait_for(
-        "v1", "PersistentVolumeClaim", claim, namespace, condition=_bound, timeout=90
-    )
-    volume = client.get("v1", "PersistentVolume", bound["spec"]["volumeName"])
-    assert volume is not None
-    return Path(volume["spec"]["hostPath"]["path"])
-
-
-def _claim(name: str, namespace: str, **annotations: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {
-            "storageClassName": "hostpath",
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": "64Mi"}},
-        },
-    }
 
 
 def _deployment(namespace: str) -> Manifest:
@@ -205,7 +181,7 @@ def _forget_later(clients: dict[str, KubeClient], cluster: str, namespace: str) 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+        cheap_scrypt(patch)
         backend = FilesystemBackend(tmp_path_factory.mktemp("volumes-repository"))
         Repository(backend).initialize("hostpath-tests", passphrase=PASSPHRASE)
         yield Repository(backend).unlock(PASSPHRASE)
@@ -223,13 +199,13 @@ class Source:
 def source(clients: dict[str, KubeClient]) -> Source:
     client = clients["worker-1"]
     namespace = _unique("kf-vol")
-    client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    client.create(kube_namespace(namespace))
     _forget_later(clients, "worker-1", namespace)
-    client.create(_claim("data", namespace))
-    client.create(_claim("skipme", namespace, **{EXCLUDE_ANNOTATION: "true"}))
+    client.create(hostpath_claim("data", namespace, "64Mi", {}))
+    client.create(hostpath_claim("skipme", namespace, "64Mi", {EXCLUDE_ANNOTATION: "true"}))
     client.create(_deployment(namespace))
-    data_dir = _volume_dir(client, namespace, "data")
-    excluded_dir = _volume_dir(client, namespace, "skipme")
+    data_dir = volume_dir(client, namespace, "data")
+    excluded_dir = volume_dir(client, namespace, "skipme")
     _fill(data_dir, seed=1)
     (excluded_dir / "not-copied").write_text("stays behind")
     return Source(namespace, data_dir, excluded_dir, _tree(data_dir))
@@ -286,11 +262,11 @@ def _check_replica(
     assert result.outcomes.get("failed", 0) == 0, result.warnings
     assert mover.deployment_existed == [False], "data must be written before the workloads"
     assert client.get("apps/v1", "Deployment", "web", target) is not None
-    restored_dir = _volume_dir(client, target, "data")
+    restored_dir = volume_dir(client, target, "data")
     assert restored_dir != source.data_dir
     assert _tree(restored_dir) == source.expected
     # the excluded claim is restored as an object, without its data
-    assert list(_volume_dir(client, target, "skipme").iterdir()) == []
+    assert list(volume_dir(client, target, "skipme").iterdir()) == []
     sizes = dict(recorder.items)
     data_bytes = sum(entry[2] for entry in source.expected.values() if entry[0] == "file")
     assert sizes["persistentvolumeclaims/data"] == data_bytes

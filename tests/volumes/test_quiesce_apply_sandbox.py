@@ -22,10 +22,13 @@ import pytest
 from reconciler.engines import BackupResult, JobSpec, ObjectEngine, Reporter
 from reconciler.kube import KubeClient, Manifest
 from reconciler.reconcile import Connections, Workspace, apply
-from reconciler.repository import Repository, _crypto
-from reconciler.repository._crypto import ScryptParams
+from reconciler.repository import Repository
 from reconciler.volumes import QUIESCED_ANNOTATION, HostPathMover, read_volume_set
 from state import Ledger, RunKind, RunPhase
+from tests._environment import cheap_scrypt
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._kube_objects import hostpath_claim, hostpath_claim_spec, volume_dir
+from tests._kube_objects import namespace as kube_namespace
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
@@ -34,64 +37,6 @@ pytestmark = pytest.mark.sandbox
 
 PASSPHRASE_VAR = "KF_QUIESCE_APPLY_PASSPHRASE"
 ORIGINAL = {"web": 2, "db": 3, "idle": 0}
-
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker, kubeconfig: {kubeconfig}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker, kubeconfig: {kubeconfig}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: vault}}
-spec:
-  filesystem: {{path: ./repository}}
-  encryption: {{passphraseFrom: {{env: {{var: {passphrase_var}}}}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-to-w2}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: vault}}
-"""
-
-
-_JOB = """\
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: {name}}}
-spec:
-  replicationSliceName: w1-to-w2
-  namespace: {namespace}
-  targetNamespace: {target}
-  quiesce: {quiesce}
-"""
-
-
-def _bound(claim: Manifest) -> bool:
-    return bool((claim.get("status") or {}).get("phase") == "Bound")
-
-
-def _volume_dir(client: KubeClient, namespace: str, claim: str) -> Path:
-    bound = client.wait_for(
-        "v1", "PersistentVolumeClaim", claim, namespace, condition=_bound, timeout=90
-    )
-    volume = client.get("v1", "PersistentVolume", bound["spec"]["volumeName"])
-    assert volume is not None
-    return Path(volume["spec"]["hostPath"]["path"])
-
-
-def _claim_spec() -> Manifest:
-    return {
-        "storageClassName": "hostpath",
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": "16Mi"}},
-    }
 
 
 def _pod_template(name: str, *, mount: bool, claim: str | None = None) -> Manifest:
@@ -130,7 +75,7 @@ def _statefulset(name: str, namespace: str, replicas: int) -> Manifest:
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": {"app": name}},
             "template": _pod_template(name, mount=True),
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": _claim_spec()}],
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": hostpath_claim_spec()}],
         },
     }
 
@@ -200,21 +145,14 @@ def source(sandbox: SandboxInfo) -> Iterator[Source]:
     """worker-1: the namespace, its workloads (running), data in the Deployment's claim."""
     namespace = f"kf-qapply-{uuid.uuid4().hex[:8]}"
     with sandbox.client("worker-1") as client:
-        client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        client.create(kube_namespace(namespace))
         found = Source(namespace, Path(), [namespace])
         try:
-            client.create(
-                {
-                    "apiVersion": "v1",
-                    "kind": "PersistentVolumeClaim",
-                    "metadata": {"name": "data", "namespace": namespace},
-                    "spec": _claim_spec(),
-                }
-            )
+            client.create(hostpath_claim("data", namespace))
             client.create(_deployment("web", namespace, ORIGINAL["web"], "data"))
             client.create(_statefulset("db", namespace, ORIGINAL["db"]))
             client.create(_deployment("idle", namespace, ORIGINAL["idle"], None))
-            found.data_dir = _volume_dir(client, namespace, "data")
+            found.data_dir = volume_dir(client, namespace, "data")
             (found.data_dir / "orders.db").write_bytes(bytes(range(256)) * 4096)
             (found.data_dir / "nested").mkdir()
             (found.data_dir / "nested" / "wal.log").write_text("committed\n" * 1000)
@@ -244,21 +182,22 @@ def _workspace(
     jobs: dict[str, tuple[str, bool]],
 ) -> Workspace:
     """An inventory worker-1 -> worker-2 with ``jobs``: name -> (target namespace, quiesce)."""
-    monkeypatch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+    cheap_scrypt(monkeypatch)
     monkeypatch.setenv(PASSPHRASE_VAR, "quiesce through apply passphrase")
-    text = _INVENTORY.format(kubeconfig=sandbox.kubeconfig, passphrase_var=PASSPHRASE_VAR)
+    kubeconfig = str(sandbox.kubeconfig)
+    documents = [
+        cluster("worker-1", kubeconfig=kubeconfig),
+        cluster("worker-2", kubeconfig=kubeconfig),
+        filesystem_repository("vault", passphrase_var=PASSPHRASE_VAR),
+        replication_slice("w1-to-w2", "worker-1", "worker-2", "vault"),
+    ]
     for name, (target, quiesce) in jobs.items():
         if target not in source.targets:
             source.targets.append(target)
-        text += _JOB.format(
-            name=name,
-            namespace=source.namespace,
-            target=target,
-            quiesce="true" if quiesce else "false",
+        documents.append(
+            job(name, "w1-to-w2", source.namespace, targetNamespace=target, quiesce=quiesce)
         )
-    inventory = directory / "kubeferry.yaml"
-    inventory.write_text(text)
-    return Workspace.resolve(inventory)
+    return Workspace.resolve(write_inventory(directory, *documents))
 
 
 def _apply(workspace: Workspace, **kwargs: Any) -> None:
@@ -318,7 +257,7 @@ def test_quiesce_through_apply_stops_writers_during_the_copy_and_keeps_replicas(
     # the copy has the ORIGINAL replica counts, and the data (written before the workloads)
     with sandbox.client("worker-2") as client:
         assert _replicas(client, namespace) == ORIGINAL
-        restored_dir = _volume_dir(client, namespace, "data")
+        restored_dir = volume_dir(client, namespace, "data")
         assert restored_dir != source.data_dir
         assert _digests(restored_dir) == _digests(source.data_dir)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import random
@@ -13,18 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
 
 from reconciler.repository import (
     FilesystemBackend,
     IntegrityError,
     Repository,
     RepositoryError,
-    S3Backend,
     S3Credentials,
     ScryptParams,
     _crypto,
@@ -40,6 +36,7 @@ from reconciler.volumes._tree import (
     restore_tree,
 )
 from tests.volumes._fake_store import FakeStore
+from tests.volumes._s3 import fresh_bucket_backend, moto_server
 
 PASSPHRASE = "volume tree test passphrase"
 MB = 2**20
@@ -62,40 +59,19 @@ def real_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 S3_CREDENTIALS = S3Credentials("AKIATESTKUBEFERRY03", "volume-tree-test-secret")
-_buckets = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _s3_store(endpoint: str) -> Any:
     """A VolumeStore on an encrypted repository in a fresh bucket of the moto server."""
     from reconciler.volumes import VolumeStore
 
-    bucket = f"kubeferry-tree-{os.getpid()}-{next(_buckets)}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=S3_CREDENTIALS.access_key_id,
-        aws_secret_access_key=S3_CREDENTIALS.secret_access_key,
-    ).create_bucket(Bucket=bucket)
-    backend = S3Backend(
-        bucket,
-        prefix="team/repo",
-        endpoint=endpoint,
-        region="us-east-1",
-        force_path_style=True,
-        credentials=S3_CREDENTIALS,
-    )
+    backend = fresh_bucket_backend(endpoint, S3_CREDENTIALS, "kubeferry-tree")
     Repository(backend).initialize("volumes-s3-test", passphrase=PASSPHRASE)
     return VolumeStore(Repository(backend).unlock(PASSPHRASE), pack_size=1 * MB)
 

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,9 +27,11 @@ import pytest
 
 from reconciler.kube import KubeClient, Manifest
 from reconciler.reconcile import DrillOptions, Workspace, apply, run_drill
-from reconciler.repository import _crypto
-from reconciler.repository._crypto import ScryptParams
 from state import Ledger, RunKind, RunPhase
+from tests._environment import cheap_scrypt, kubeferry, subprocess_env
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._kube_objects import hostpath_claim, volume_dir
+from tests._kube_objects import namespace as kube_namespace
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
@@ -44,51 +43,25 @@ WEBHOOK_VAR = "KF_DRILL_TEST_WEBHOOK"
 SECRET_VALUE = "drill-secret-value-7f3a"
 WEBHOOK_TOKEN = "tok-9c1e5d"
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker, kubeconfig: {kubeconfig}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker, kubeconfig: {kubeconfig}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: vault}}
-spec:
-  filesystem: {{path: ./repository}}
-  encryption: {{passphraseFrom: {{env: {{var: {passphrase_var}}}}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-to-w2}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: vault}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: shop}}
-spec:
-  replicationSliceName: w1-to-w2
-  namespace: {namespace}
-  targetNamespace: {target}
-  notify: {{webhook: {{urlFrom: {{env: {{var: {webhook_var}}}}}}}}}
-{extra}"""
 
-
-def _bound(claim: Manifest) -> bool:
-    return bool((claim.get("status") or {}).get("phase") == "Bound")
-
-
-def _volume_dir(client: KubeClient, namespace: str, claim: str) -> Path:
-    bound = client.wait_for(
-        "v1", "PersistentVolumeClaim", claim, namespace, condition=_bound, timeout=90
+def _inventory(directory: Path, kubeconfig: str, source: Source, **shop: Any) -> Path:
+    """worker-1 -> worker-2 through an encrypted repository; job shop (extra spec ``shop``)
+    tells a webhook."""
+    return write_inventory(
+        directory,
+        cluster("worker-1", kubeconfig=kubeconfig),
+        cluster("worker-2", kubeconfig=kubeconfig),
+        filesystem_repository("vault", passphrase_var=PASSPHRASE_VAR),
+        replication_slice("w1-to-w2", "worker-1", "worker-2", "vault"),
+        job(
+            "shop",
+            "w1-to-w2",
+            source.namespace,
+            targetNamespace=source.target,
+            notify={"webhook": {"urlFrom": {"env": {"var": WEBHOOK_VAR}}}},
+            **shop,
+        ),
     )
-    volume = client.get("v1", "PersistentVolume", bound["spec"]["volumeName"])
-    assert volume is not None
-    return Path(volume["spec"]["hostPath"]["path"])
 
 
 def _objects(namespace: str) -> list[Manifest]:
@@ -107,16 +80,7 @@ def _objects(namespace: str) -> list[Manifest]:
             "type": "Opaque",
             "data": {"password": base64.b64encode(SECRET_VALUE.encode()).decode()},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "data", "namespace": namespace},
-            "spec": {
-                "storageClassName": "hostpath",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "16Mi"}},
-            },
-        },
+        hostpath_claim("data", namespace),
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -162,11 +126,11 @@ class Source:
 def source(sandbox: SandboxInfo) -> Iterator[Source]:
     namespace = f"kf-drill-{uuid.uuid4().hex[:8]}"
     with sandbox.client("worker-1") as client:
-        client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        client.create(kube_namespace(namespace))
         try:
             for obj in _objects(namespace):
                 client.create(obj)
-            data_dir = _volume_dir(client, namespace, "data")
+            data_dir = volume_dir(client, namespace, "data")
             (data_dir / "orders.db").write_bytes(bytes(range(256)) * 2048)
             (data_dir / "nested").mkdir()
             (data_dir / "nested" / "wal.log").write_text("committed\n" * 500)
@@ -220,24 +184,14 @@ def _workspace(
     monkeypatch: pytest.MonkeyPatch,
     webhook_url: str,
     *,
-    extra: str = "",
     applied: bool = True,
+    **shop: Any,
 ) -> Workspace:
-    monkeypatch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
+    cheap_scrypt(monkeypatch)
     monkeypatch.setenv(PASSPHRASE_VAR, "drill test passphrase")
     monkeypatch.setenv(WEBHOOK_VAR, webhook_url)
     monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
-    inventory = directory / "kubeferry.yaml"
-    inventory.write_text(
-        _INVENTORY.format(
-            kubeconfig=sandbox.kubeconfig,
-            passphrase_var=PASSPHRASE_VAR,
-            webhook_var=WEBHOOK_VAR,
-            namespace=source.namespace,
-            target=source.target,
-            extra=extra,
-        )
-    )
+    inventory = _inventory(directory, str(sandbox.kubeconfig), source, **shop)
     workspace = Workspace.resolve(inventory)
     if not applied:
         return workspace
@@ -261,25 +215,15 @@ def test_drill_passes_reports_and_cleans_up(
 ) -> None:
     workspace = _workspace(sandbox, source, tmp_path, monkeypatch, webhook.url)
     report_base = tmp_path / "reports" / "drill"
-    env = {**os.environ, "COLUMNS": "250"}
-    env.pop("KUBEFERRY_LEDGER", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "drill",
-            "shop",
-            "-f",
-            str(workspace.inventory_path),
-            "--report",
-            str(report_base),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    result = kubeferry(
+        "drill",
+        "shop",
+        "-f",
+        str(workspace.inventory_path),
+        "--report",
+        str(report_base),
+        env=subprocess_env(wide=True),
         timeout=600,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Drill of job shop: PASSED" in result.stdout
@@ -344,7 +288,7 @@ def test_drill_catches_a_planted_mismatch_and_notifies(
         assert settings is not None
         settings["data"]["threads"] = "64"
         client.replace(settings)
-        restored_dir = _volume_dir(client, namespace, "data")
+        restored_dir = volume_dir(client, namespace, "data")
         assert restored_dir != source.data_dir
         assert (restored_dir / "nested" / "wal.log").read_text() == "committed\n" * 500
         (restored_dir / "nested" / "wal.log").write_text("committed\n" * 499 + "corrupted\n")
@@ -415,21 +359,12 @@ def test_reconcile_runs_a_due_drill_once(
         tmp_path,
         monkeypatch,
         webhook.url,
-        extra="  drillFrequency: '0 0 1 1 *'\n",
         applied=False,
+        drillFrequency="0 0 1 1 *",
     )
-    env = {**os.environ, "COLUMNS": "250"}
-    env.pop("KUBEFERRY_LEDGER", None)
-    command = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "reconcile",
-        "-f",
-        str(workspace.inventory_path),
-        "--json-logs",
-    ]
-    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    env = subprocess_env(wide=True)
+    command = ("reconcile", "-f", str(workspace.inventory_path), "--json-logs")
+    first = kubeferry(*command, env=env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     lines = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
     (drilled,) = [line for line in lines if line.get("event") == "drill.finished"]
@@ -438,7 +373,7 @@ def test_reconcile_runs_a_due_drill_once(
     assert drilled["volumesChecked"] == 1
     assert _gone(sandbox, drilled["namespace"])
 
-    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    second = kubeferry(*command, env=env, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert '"drill.finished"' not in second.stdout
     with Ledger.open(workspace.ledger_path, create=False) as ledger:

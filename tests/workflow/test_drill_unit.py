@@ -39,6 +39,7 @@ from reconciler.reconcile._drill_verify import (
 )
 from reconciler.volumes import VolumeManifest, backup_tree
 from state import Ledger, RunKind, RunPhase
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
 from tests.volumes._fake_store import FakeStore
 
 # -- objects -----------------------------------------------------------------------------------
@@ -480,46 +481,18 @@ def test_unreachable_webhook_is_a_warning_without_the_url(
 
 # -- inventory fields, schedules ---------------------------------------------------------------
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: repo}}
-spec: {{filesystem: {{path: ./repository}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: s12}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: repo}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: shop}}
-spec:
-  replicationSliceName: s12
-  namespace: shop
-{extra}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: plain}}
-spec: {{replicationSliceName: s12, namespace: plain}}
-"""
 
-
-def _inventory(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "kubeferry.yaml"
-    path.write_text(_INVENTORY.format(extra=extra))
-    return path
+def _inventory(tmp_path: Path, **shop: Any) -> Path:
+    """worker-1 -> worker-2; job shop with the extra spec fields ``shop``, job plain without."""
+    return write_inventory(
+        tmp_path,
+        cluster("worker-1"),
+        cluster("worker-2"),
+        filesystem_repository("repo"),
+        replication_slice("s12", "worker-1", "worker-2", "repo"),
+        job("shop", "s12", "shop", **shop),
+        job("plain", "s12", "plain"),
+    )
 
 
 def test_drill_fields_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -527,8 +500,8 @@ def test_drill_fields_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     inventory = load_inventory(
         _inventory(
             tmp_path,
-            "  drillFrequency: '30 3 * * 0'\n"
-            "  notify: {webhook: {urlFrom: {file: {path: ./hook-url}}}}",
+            drillFrequency="30 3 * * 0",
+            notify={"webhook": {"urlFrom": {"file": {"path": "./hook-url"}}}},
         )
     )
     spec = inventory.jobs["shop"].spec
@@ -537,7 +510,7 @@ def test_drill_fields_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert webhook_url(inventory, "plain") is None
 
     inventory = load_inventory(
-        _inventory(tmp_path, "  notify: {webhook: {urlFrom: {env: {var: KF_HOOK}}}}")
+        _inventory(tmp_path, notify={"webhook": {"urlFrom": {"env": {"var": "KF_HOOK"}}}})
     )
     monkeypatch.setenv("KF_HOOK", "https://hooks.example/env")
     assert webhook_url(inventory, "shop") == "https://hooks.example/env"
@@ -549,19 +522,19 @@ def test_drill_fields_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("  drillFrequency: 'every day'", "expected a cron expression"),
-        ("  drillFrequency: '0 0 * * * *'", "expected a cron expression"),
+        ({"drillFrequency": "every day"}, "expected a cron expression"),
+        ({"drillFrequency": "0 0 * * * *"}, "expected a cron expression"),
         (
-            "  notify: {webhook: {urlFrom: {env: {var: A}, file: {path: ./x}}}}",
+            {"notify": {"webhook": {"urlFrom": {"env": {"var": "A"}, "file": {"path": "./x"}}}}},
             "expected exactly one of env or file, got env and file",
         ),
-        ("  notify: {webhook: {urlFrom: {}}}", "expected exactly one of env or file, got none"),
-        ("  notify: {webhook: {url: 'https://hooks.example/T0/secret'}}", "url"),
+        ({"notify": {"webhook": {"urlFrom": {}}}}, "expected exactly one of env or file, got none"),
+        ({"notify": {"webhook": {"url": "https://hooks.example/T0/secret"}}}, "url"),
     ],
 )
-def test_bad_drill_fields(tmp_path: Path, extra: str, message: str) -> None:
+def test_bad_drill_fields(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
     with pytest.raises(InventoryError) as raised:
-        load_inventory(_inventory(tmp_path, extra))
+        load_inventory(_inventory(tmp_path, **extra))
     text = "\n".join(str(issue) for issue in raised.value.issues)
     assert message in text
     assert "hooks.example/T0/secret" not in text
@@ -578,7 +551,7 @@ def test_drill_due_with_a_fake_clock() -> None:
 
 
 def test_due_drills_reads_the_ledger(tmp_path: Path) -> None:
-    inventory = load_inventory(_inventory(tmp_path, "  drillFrequency: '0 0 1 1 *'"))
+    inventory = load_inventory(_inventory(tmp_path, drillFrequency="0 0 1 1 *"))
     with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
         ledger.upsert_cluster("worker-1")
         ledger.upsert_cluster("worker-2")

@@ -7,12 +7,9 @@ the default engine changes.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,64 +25,25 @@ from reconciler.kube import KubeClient
 from reconciler.reconcile import Workspace, restore_snapshot
 from reconciler.repository import FilesystemBackend, Repository
 from state import Ledger, RunKind, RunPhase
+from tests._environment import kubeferry, subprocess_env
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._kube_objects import config_map, settings_namespace
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
 
 pytestmark = pytest.mark.sandbox
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: local}}
-spec:
-  filesystem: {{path: ./repository}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-backup}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-1, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: keep}}
-spec:
-  replicationSliceName: w1-backup
-  namespace: {ns}
-  retention: {{keepLast: 1}}
-"""
 
-
-def _kubeferry(
-    *args: str, env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
+def _inventory(directory: Path, namespace: str) -> Path:
+    return write_inventory(
+        directory,
+        cluster("worker-1"),
+        cluster("worker-2"),
+        filesystem_repository("local"),
+        replication_slice("w1-backup", "worker-1", "worker-1", "local"),
+        job("keep", "w1-backup", namespace, retention={"keepLast": 1}),
     )
-
-
-def _config_map(name: str, namespace: str, value: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {"value": value},
-    }
 
 
 @pytest.fixture
@@ -93,15 +51,10 @@ def workspace(sandbox: SandboxInfo, tmp_path: Path):  # type: ignore[no-untyped-
     namespace = f"od-{uuid.uuid4().hex[:8]}"
     mapped = f"{namespace}-copy"
     with sandbox.client("worker-1") as client:
-        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for n in range(3):
-            client.ensure(_config_map(f"settings-{n}", namespace, str(n)))
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY.format(ns=namespace))
-    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig), "COLUMNS": "250"}
-    env.pop("KUBEFERRY_LEDGER", None)
-    env.pop("KUBEFERRY_INVENTORY", None)
-    applied = _kubeferry("apply", "-f", str(inventory), "--auto-approve", env=env)
+        settings_namespace(client, namespace)
+    inventory = _inventory(tmp_path, namespace)
+    env = subprocess_env(sandbox.kubeconfig, wide=True)
+    applied = kubeferry("apply", "-f", str(inventory), "--auto-approve", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     yield {
         "inventory": str(inventory),
@@ -132,11 +85,11 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
     with Ledger.open(ledger_path, create=False) as ledger:
         (applied,) = ledger.snapshots(job="keep")  # apply's backup
 
-    first = _kubeferry("backup", "keep", "-f", inv, env=env)
+    first = kubeferry("backup", "keep", "-f", inv, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     first_id = _snapshot_id(first.stdout)
     assert "Retention (keepLast 1): kept 1, deleted 1" in first.stdout
-    second = _kubeferry("backup", "keep", "-f", inv, "--json-logs", env=env)
+    second = kubeferry("backup", "keep", "-f", inv, "--json-logs", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     second_id = summary["snapshot"]
@@ -157,7 +110,7 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
         assert [r.phase for r in backups] == [RunPhase.COMPLETED] * 3
         assert ledger.lock_status() is None
 
-    listed = _kubeferry("snapshots", "-f", inv, "--json", env=env)
+    listed = kubeferry("snapshots", "-f", inv, "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     (only,) = json.loads(listed.stdout)["snapshots"]
     assert only["id"] == second_id
@@ -166,11 +119,11 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
     assert only["sourceCluster"] == "worker-1"
     assert only["complete"] is True
     assert only["phase"] == "Completed"
-    table = _kubeferry("snapshots", "-f", inv, "--job", "keep", env=env)
+    table = kubeferry("snapshots", "-f", inv, "--job", "keep", env=env)
     assert second_id in table.stdout
 
     # restore into another namespace; then drift there and restore again with --policy update
-    restored = _kubeferry("restore", second_id, "-f", inv, "--to-namespace", mapped, env=env)
+    restored = kubeferry("restore", second_id, "-f", inv, "--to-namespace", mapped, env=env)
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert f"to worker-1/{mapped}" in restored.stdout
     assert "Pre-checks: " in restored.stdout
@@ -179,9 +132,9 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
         copied = client.get("v1", "ConfigMap", "settings-1", mapped)
         assert copied is not None
         assert copied["data"] == {"value": "1"}
-        client.replace(_config_map("settings-1", mapped, "drifted"))
+        client.replace(config_map("settings-1", mapped, {"value": "drifted"}))
 
-    kept = _kubeferry(
+    kept = kubeferry(
         "restore", second_id, "-f", inv, "--to-namespace", mapped, "--policy", "none", env=env
     )
     assert kept.returncode == 0, kept.stdout + kept.stderr
@@ -191,7 +144,7 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
         assert drifted is not None
         assert drifted["data"] == {"value": "drifted"}
 
-    updated = _kubeferry(
+    updated = kubeferry(
         "restore", second_id, "-f", inv, "--to-namespace", mapped, "--policy", "update", env=env
     )
     assert updated.returncode == 0, updated.stdout + updated.stderr
@@ -214,13 +167,13 @@ def test_backup_retention_snapshots_and_restore(workspace, sandbox: SandboxInfo)
         assert "overallCompatibility" in newest.details["precheck"]
         assert sum(newest.details["outcomes"].values()) == newest.items_done
 
-    history = _kubeferry("ledger", "history", "-f", inv, "--job", "keep", env=env)
+    history = kubeferry("ledger", "history", "-f", inv, "--job", "keep", env=env)
     assert history.returncode == 0, history.stderr
     assert "pre-checks compatible" in history.stdout or "pre-checks warning" in history.stdout
 
 
 def test_restore_of_an_unknown_snapshot_is_one_line_exit_1(workspace) -> None:  # type: ignore[no-untyped-def]
-    result = _kubeferry(
+    result = kubeferry(
         "restore", "keep-20000101000000-000000", "-f", workspace["inventory"], env=workspace["env"]
     )
     assert result.returncode == 1

@@ -7,9 +7,6 @@ ledger and ActionRunner._replicate's retention and collection run for real.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,73 +21,36 @@ from reconciler.plan import Action, ActionType
 from reconciler.reconcile import Workspace, _actions
 from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._runner import locked_runner
-from reconciler.repository import FilesystemBackend, Repository, ScryptParams, _crypto
+from reconciler.repository import FilesystemBackend, Repository
 from reconciler.volumes import VolumeStore, backup_tree
 from state import Ledger, RunKind, RunPhase
+from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._snapshots import random_tree, write_object_snapshot
 
 PASSPHRASE = "correct horse battery staple"
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: east}
-spec: {context: east, role: worker}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {name: vault}
-spec:
-  filesystem: {path: ./vault}
-  encryption: {passphraseFrom: {env: {var: KF_TEST_PASSPHRASE}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: keep}
-spec: {sourceCluster: east, destinationCluster: east, repository: vault}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {name: west}
-spec: {context: west, role: worker}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {name: dr}
-spec: {sourceCluster: east, destinationCluster: west, repository: vault}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: web}
-spec:
-  replicationSliceName: dr
-  namespace: web
-  restoreFrequency: "0 2 * * *"
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {name: shop}
-spec:
-  replicationSliceName: keep
-  namespace: shop
-  backupFrequency: "0 * * * *"
-  retention: {keepLast: 1}
-"""
+_INVENTORY = (
+    cluster("east"),
+    filesystem_repository("vault", "./vault", passphrase_var=PASSPHRASE_VAR),
+    replication_slice("keep", "east", "east", "vault"),
+    cluster("west"),
+    replication_slice("dr", "east", "west", "vault"),
+    job("web", "dr", "web", restoreFrequency="0 2 * * *"),
+    job("shop", "keep", "shop", backupFrequency="0 * * * *", retention={"keepLast": 1}),
+)
 
 _T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_crypto, "DEFAULT_SCRYPT", ScryptParams(n=2**10, r=8, p=1))
-    monkeypatch.setenv("KF_TEST_PASSPHRASE", PASSPHRASE)
-    monkeypatch.delenv("KUBEFERRY_LEDGER", raising=False)
-    monkeypatch.delenv("KUBEFERRY_INVENTORY", raising=False)
+    encrypted_repository_environment(monkeypatch, PASSPHRASE, wide=False)
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY)
+    inventory = write_inventory(tmp_path, *_INVENTORY)
     Repository(FilesystemBackend(tmp_path / "vault")).initialize("r1", passphrase=PASSPHRASE)
     return inventory
 
@@ -99,32 +59,9 @@ def _unlocked(site: Path) -> Repository:
     return Repository(FilesystemBackend(site.parent / "vault")).unlock(PASSPHRASE)
 
 
-def _write_snapshot(repository: Repository, at: datetime, job: str = "shop") -> str:
-    snapshot_id = f"{job}-{at:%Y%m%d%H%M%S}-abcdef"
-    parts = {"resources.tar": b"kind: ConfigMap\n" * 50, "resources.json": b"[]"}
-    document = {
-        "snapshotId": snapshot_id,
-        "job": job,
-        "namespace": job,
-        "sourceCluster": "east",
-        "startedAt": at.isoformat(),
-        "digests": {name: hashlib.sha256(data).hexdigest() for name, data in parts.items()},
-    }
-    repository.write_snapshot(snapshot_id, parts, json.dumps(document).encode())
-    return snapshot_id
-
-
-def _tree(root: Path, seed: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "big.bin").write_bytes(os.urandom(300_000) + bytes([seed]) * 1000)
-    return root
-
-
 @pytest.fixture
 def runner(site: Path) -> Iterator[ActionRunner]:
-    with locked_runner(
-        Workspace.resolve(site), "test", bus=None, engine=None, lock_timeout=0
-    ) as r:
+    with locked_runner(Workspace.resolve(site), "test", bus=None, engine=None, lock_timeout=0) as r:
         for address in (
             "Cluster/east",
             "Cluster/west",
@@ -143,7 +80,7 @@ def _fake_backup(runner: ActionRunner, site: Path, at: datetime) -> list[int]:
     def run_backup(name: str, cancellation: Cancellation, **_: Any) -> tuple[int, BackupResult]:
         run = runner.ledger.start_run(RunKind.BACKUP, name)
         assert run.id is not None
-        snapshot_id = _write_snapshot(_unlocked(site), at, name)
+        snapshot_id = write_object_snapshot(_unlocked(site), name, at)
         runner.ledger.finish_run(run.id, RunPhase.COMPLETED, snapshot_id=snapshot_id)
         runs.append(run.id)
         return run.id, BackupResult(snapshot_id, 1, 10, "fp")
@@ -178,8 +115,8 @@ def _orphan_volume_data(site: Path) -> int:
     """Volume data of a snapshot retention deleted: its volume snapshot is gone, the chunks
     stay until collected. Returns the store's raw bytes."""
     store = VolumeStore(_unlocked(site))
-    first = backup_tree(store, _tree(site.parent / "one", 1), workers=1)
-    backup_tree(store, _tree(site.parent / "two", 2), workers=1)
+    first = backup_tree(store, random_tree(site.parent / "one", 1), workers=1)
+    backup_tree(store, random_tree(site.parent / "two", 2), workers=1)
     store.delete_snapshot(first.snapshot_id)
     return store.stats().raw_bytes
 
@@ -188,7 +125,7 @@ def test_retention_then_volume_garbage_collected_and_freed_bytes_recorded(
     site: Path, runner: ActionRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_actions, "VOLUME_GC_GRACE", timedelta(0))
-    old = _write_snapshot(_unlocked(site), _T0)
+    old = write_object_snapshot(_unlocked(site), "shop", _T0)
     raw_before = _orphan_volume_data(site)
     runs = _fake_backup(runner, site, _T0 + timedelta(hours=1))
 
@@ -208,7 +145,7 @@ def test_retention_then_volume_garbage_collected_and_freed_bytes_recorded(
 
 
 def test_grace_period_keeps_young_packs(site: Path, runner: ActionRunner) -> None:
-    _write_snapshot(_unlocked(site), _T0)
+    write_object_snapshot(_unlocked(site), "shop", _T0)
     raw_before = _orphan_volume_data(site)
     runs = _fake_backup(runner, site, _T0 + timedelta(hours=1))
     _replicate(runner)
@@ -233,7 +170,7 @@ def test_collection_refused_by_a_concurrent_backup_is_a_warning(
     site: Path, runner: ActionRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_actions, "VOLUME_GC_GRACE", timedelta(0))
-    _write_snapshot(_unlocked(site), _T0)
+    write_object_snapshot(_unlocked(site), "shop", _T0)
     raw_before = _orphan_volume_data(site)
     runs = _fake_backup(runner, site, _T0 + timedelta(hours=1))
     other = VolumeStore(_unlocked(site))  # another process backing up: a shared lock
@@ -278,8 +215,8 @@ def test_backup_step_only_leaves_the_destination_alone(site: Path, runner: Actio
 def test_restore_step_only_restores_the_newest_snapshot(site: Path, runner: ActionRunner) -> None:
     backups = _fake_backup(runner, site, _T0)
     restored = _fake_restore(runner)
-    _write_snapshot(_unlocked(site), _T0 - timedelta(days=1), "web")
-    newest = _write_snapshot(_unlocked(site), _T0, "web")
+    write_object_snapshot(_unlocked(site), "web", _T0 - timedelta(days=1))
+    newest = write_object_snapshot(_unlocked(site), "web", _T0)
     summary = _replicate(runner, "web", steps=["restore"])
     assert backups == []  # no backup ran
     assert restored == [newest]
@@ -316,7 +253,7 @@ def test_kubeferry_backup_collects_volume_garbage_after_retention(
     from reconciler.reconcile import backup_job
 
     monkeypatch.setattr(_actions, "VOLUME_GC_GRACE", timedelta(0))
-    old = _write_snapshot(_unlocked(site), _T0)
+    old = write_object_snapshot(_unlocked(site), "shop", _T0)
     raw_before = _orphan_volume_data(site)
 
     def run_backup(
@@ -324,7 +261,7 @@ def test_kubeferry_backup_collects_volume_garbage_after_retention(
     ) -> tuple[int, BackupResult]:
         run = self.ledger.start_run(RunKind.BACKUP, name)
         assert run.id is not None
-        snapshot_id = _write_snapshot(_unlocked(site), _T0 + timedelta(hours=1), name)
+        snapshot_id = write_object_snapshot(_unlocked(site), name, _T0 + timedelta(hours=1))
         self.ledger.finish_run(run.id, RunPhase.COMPLETED, snapshot_id=snapshot_id)
         return run.id, BackupResult(snapshot_id, 1, 10, "fp")
 

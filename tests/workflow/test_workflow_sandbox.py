@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,61 +14,26 @@ from typing import TYPE_CHECKING
 import pytest
 
 from state import Ledger, RunPhase
+from tests._environment import kubeferry, subprocess_env
+from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._kube_objects import delete_namespace, settings_namespace
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
 
 pytestmark = pytest.mark.sandbox
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: {worker2_context}, role: worker{worker2_kubeconfig}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: local}}
-spec:
-  filesystem: {{path: ./repository}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-to-w2}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-backup}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-1, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: copy}}
-spec: {{replicationSliceName: w1-to-w2, namespace: {ns}, existingResourcePolicy: update}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: keep}}
-spec: {{replicationSliceName: w1-backup, namespace: {ns}, targetNamespace: {ns}}}
-"""
 
-
-def _kubeferry(
-    *args: str, env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
+def _inventory(directory: Path, namespace: str, worker_2: str = cluster("worker-2")) -> Path:
+    return write_inventory(
+        directory,
+        cluster("worker-1"),
+        worker_2,
+        filesystem_repository("local"),
+        replication_slice("w1-to-w2", "worker-1", "worker-2", "local"),
+        replication_slice("w1-backup", "worker-1", "worker-1", "local"),
+        job("copy", "w1-to-w2", namespace, existingResourcePolicy="update"),
+        job("keep", "w1-backup", namespace, targetNamespace=namespace),
     )
 
 
@@ -77,39 +41,24 @@ def _kubeferry(
 def workspace(sandbox: SandboxInfo, tmp_path: Path):  # type: ignore[no-untyped-def]
     namespace = f"wf-{uuid.uuid4().hex[:8]}"
     with sandbox.client("worker-1") as client:
-        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for n in range(3):
-            client.ensure(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": f"settings-{n}", "namespace": namespace},
-                    "data": {"value": str(n)},
-                }
-            )
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(
-        _INVENTORY.format(ns=namespace, worker2_context="worker-2", worker2_kubeconfig="")
-    )
-    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
-    env.pop("KUBEFERRY_LEDGER", None)
+        settings_namespace(client, namespace)
+    inventory = _inventory(tmp_path, namespace)
+    env = subprocess_env(sandbox.kubeconfig)
     yield {"inventory": inventory, "namespace": namespace, "env": env, "dir": tmp_path}
-    for cluster in ("worker-1", "worker-2"):
-        with sandbox.client(cluster) as client:
-            client.delete("v1", "Namespace", namespace)
+    delete_namespace(sandbox, namespace)
 
 
 def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> None:  # type: ignore[no-untyped-def]
     inv, env, ns = str(workspace["inventory"]), workspace["env"], workspace["namespace"]
-    assert _kubeferry("validate", "-f", inv, env=env).returncode == 0
+    assert kubeferry("validate", "-f", inv, env=env).returncode == 0
 
-    first = _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
+    first = kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
     assert first.returncode == 2, first.stderr
     assert "» ReplicationJob/copy" in first.stdout
     assert "+ Cluster/worker-1" in first.stdout
     assert "Plan: 5 to add, 0 to change, 0 to destroy, 2 to replicate." in first.stdout
 
-    applied = _kubeferry("apply", "-f", inv, "--auto-approve", env=env)
+    applied = kubeferry("apply", "-f", inv, "--auto-approve", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete: 7 done." in applied.stdout
 
@@ -118,7 +67,7 @@ def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> Non
     assert copied is not None
     assert copied["data"] == {"value": "2"}
 
-    again = _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
+    again = kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "No changes." in again.stdout
 
@@ -148,7 +97,7 @@ def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> Non
                 "data": {"value": "new"},
             }
         )
-    changed = _kubeferry("plan", "-f", inv, "--json", env=env)
+    changed = kubeferry("plan", "-f", inv, "--json", env=env)
     document = json.loads(changed.stdout)
     assert document["format_version"] == 1
     worker_1 = document["observed"]["clusters"]["worker-1"]
@@ -158,19 +107,19 @@ def test_plan_apply_converges_and_copies(workspace, sandbox: SandboxInfo) -> Non
     assert worker_1["permissions"]["create namespaces"] is True
     reasons = {a["address"]: a["reasons"] for a in document["actions"]}
     assert reasons["ReplicationJob/copy"] == ["source namespace changed since the last snapshot"]
-    assert _kubeferry("apply", "-f", inv, "--auto-approve", env=env).returncode == 0
-    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+    assert kubeferry("apply", "-f", inv, "--auto-approve", env=env).returncode == 0
+    assert kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
 
 
 def test_stale_saved_plan_is_refused(workspace) -> None:  # type: ignore[no-untyped-def]
     inv, env, tmp = str(workspace["inventory"]), workspace["env"], workspace["dir"]
     old = tmp / "old.plan"
     fresh = tmp / "fresh.plan"
-    assert _kubeferry("plan", "-f", inv, "--out", str(old), env=env).returncode == 0
-    assert _kubeferry("plan", "-f", inv, "--out", str(fresh), env=env).returncode == 0
-    applied = _kubeferry("apply", str(fresh), env=env)
+    assert kubeferry("plan", "-f", inv, "--out", str(old), env=env).returncode == 0
+    assert kubeferry("plan", "-f", inv, "--out", str(fresh), env=env).returncode == 0
+    applied = kubeferry("apply", str(fresh), env=env)
     assert applied.returncode == 0, applied.stderr
-    refused = _kubeferry("apply", str(old), env=env)
+    refused = kubeferry("apply", str(old), env=env)
     assert refused.returncode == 1
     assert refused.stderr.startswith("kubeferry: error: saved plan is stale")
     assert len(refused.stderr.strip().splitlines()) == 1
@@ -192,7 +141,7 @@ def test_concurrent_reconciles_never_both_run(workspace) -> None:  # type: ignor
     with Ledger.open(ledger_path, create=False) as ledger:
         backups = ledger.runs(job="copy", kind=None)
         assert len([r for r in backups if r.kind.value == "backup"]) == 1, "no duplicate runs"
-    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+    assert kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
 
 
 def test_killed_apply_leaves_stale_lock_and_next_run_completes(workspace) -> None:  # type: ignore[no-untyped-def]
@@ -213,7 +162,7 @@ def test_killed_apply_leaves_stale_lock_and_next_run_completes(workspace) -> Non
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "locked"
-    busy = _kubeferry("reconcile", "-f", inv, env=env)
+    busy = kubeferry("reconcile", "-f", inv, env=env)
     assert busy.returncode == 3, busy.stderr
     assert "locked by" in busy.stderr
     holder.send_signal(signal.SIGKILL)
@@ -222,18 +171,17 @@ def test_killed_apply_leaves_stale_lock_and_next_run_completes(workspace) -> Non
         lock = ledger.lock_status()
         assert lock is not None
         assert lock.stale
-    done = _kubeferry("reconcile", "-f", inv, env=env)
+    done = kubeferry("reconcile", "-f", inv, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     with Ledger.open(ledger_path, create=False) as ledger:
         assert ledger.lock_status() is None
         assert any(e.kind == "lock.broken" for e in ledger.events())
-    assert _kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
+    assert kubeferry("plan", "-f", inv, "--detailed-exitcode", env=env).returncode == 0
 
 
 def test_unreachable_cluster_is_reported_while_the_rest_proceeds(
     workspace, sandbox: SandboxInfo
 ) -> None:  # type: ignore[no-untyped-def]
-    inv_path: Path = workspace["inventory"]
     dead = workspace["dir"] / "dead.kubeconfig"
     dead.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: dead\n"
@@ -241,16 +189,15 @@ def test_unreachable_cluster_is_reported_while_the_rest_proceeds(
         "users: [{name: dead, user: {token: not-a-secret}}]\n"
         "contexts: [{name: dead, context: {cluster: dead, user: dead}}]\n"
     )
-    inv_path.write_text(
-        _INVENTORY.format(
-            ns=workspace["namespace"],
-            worker2_context="dead",
-            worker2_kubeconfig=f", kubeconfig: {dead}",
-        )
+    # the workspace's inventory again, worker-2 now behind a kubeconfig that reaches nothing
+    inv_path = _inventory(
+        workspace["dir"],
+        workspace["namespace"],
+        cluster("worker-2", context="dead", kubeconfig=str(dead)),
     )
     env = workspace["env"]
     started = time.monotonic()
-    result = _kubeferry("apply", "-f", str(inv_path), "--auto-approve", env=env)
+    result = kubeferry("apply", "-f", str(inv_path), "--auto-approve", env=env)
     assert time.monotonic() - started < 120
     assert result.returncode == 1
     assert "Cluster/worker-2: unreachable" in result.stdout
