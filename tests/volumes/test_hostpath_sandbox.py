@@ -10,10 +10,6 @@ byte-identical content (sha256), the same modes and mtimes.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import random
-import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +29,7 @@ from reconciler.volumes import (
 from tests._environment import cheap_scrypt
 from tests._kube_objects import hostpath_claim, volume_dir
 from tests._kube_objects import namespace as kube_namespace
+from tests._trees import describe_tree, fill_sample_tree
 
 if TYPE_CHECKING:
     from reconciler.sandbox import SandboxInfo
@@ -94,46 +91,6 @@ def _deployment(namespace: str) -> Manifest:
             },
         },
     }
-
-
-def _fill(root: Path, seed: int) -> None:
-    """Files of several sizes and modes, a nested directory, a symlink, fixed mtimes."""
-    rng = random.Random(seed)
-    (root / "empty").write_bytes(b"")
-    (root / "small.txt").write_text("hello volume\n")
-    (root / "big.bin").write_bytes(rng.randbytes(3 * MB + 123))
-    (root / "text.log").write_bytes(b"line of a log file\n" * 60_000)
-    nested = root / "deep" / "er" / "est"
-    nested.mkdir(parents=True)
-    (nested / "ünïcode name.dat").write_bytes(rng.randbytes(70_000))
-    script = root / "run.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(0o755)
-    secret = root / "private"
-    secret.write_bytes(b"secret")
-    secret.chmod(0o600)
-    (root / "link").symlink_to("deep/er/est/ünïcode name.dat")
-    (root / "deep").chmod(0o750)
-    for index, path in enumerate(sorted(root.rglob("*"), reverse=True)):
-        moment = 1_600_000_000_000_000_000 + index * 1_000_000_007
-        os.utime(path, ns=(moment, moment), follow_symlinks=False)
-
-
-def _tree(root: Path) -> dict[str, tuple[Any, ...]]:
-    """relative path -> (type, mode, size, sha256 / link target, mtime_ns)."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        relative = str(path.relative_to(root))
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISLNK(st.st_mode):
-            found[relative] = ("link", os.readlink(path), st.st_mtime_ns)
-        elif stat.S_ISDIR(st.st_mode):
-            found[relative] = ("dir", mode, st.st_mtime_ns)
-        else:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            found[relative] = ("file", mode, st.st_size, digest, st.st_mtime_ns)
-    return found
 
 
 class OrderCheckingMover(HostPathMover):
@@ -206,9 +163,9 @@ def source(clients: dict[str, KubeClient]) -> Source:
     client.create(_deployment(namespace))
     data_dir = volume_dir(client, namespace, "data")
     excluded_dir = volume_dir(client, namespace, "skipme")
-    _fill(data_dir, seed=1)
+    fill_sample_tree(data_dir, seed=1)
     (excluded_dir / "not-copied").write_text("stays behind")
-    return Source(namespace, data_dir, excluded_dir, _tree(data_dir))
+    return Source(namespace, data_dir, excluded_dir, describe_tree(data_dir))
 
 
 def _job(source: Source, target: str, destination: str, name: str = "vol") -> JobSpec:
@@ -264,11 +221,16 @@ def _check_replica(
     assert client.get("apps/v1", "Deployment", "web", target) is not None
     restored_dir = volume_dir(client, target, "data")
     assert restored_dir != source.data_dir
-    assert _tree(restored_dir) == source.expected
+    assert describe_tree(restored_dir) == source.expected
     # the excluded claim is restored as an object, without its data
     assert list(volume_dir(client, target, "skipme").iterdir()) == []
     sizes = dict(recorder.items)
-    data_bytes = sum(entry[2] for entry in source.expected.values() if entry[0] == "file")
+    # a hardlinked file's bytes are stored (and counted) once
+    data_bytes = sum(
+        entry[2]
+        for path, entry in source.expected.items()
+        if entry[0] == "file" and path != "small-hardlink.txt"
+    )
     assert sizes["persistentvolumeclaims/data"] == data_bytes
     # byte progress reached the reporter while the data moved, ending at the whole claim
     assert recorder.moving[-1] == ("persistentvolumeclaims/data", data_bytes, data_bytes)

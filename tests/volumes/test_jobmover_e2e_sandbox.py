@@ -15,11 +15,8 @@ the reporter.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 import random
-import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler.engines import JobSpec, ObjectEngine
-from reconciler.kube import KubeClient, Manifest
+from reconciler.kube import KubeClient
 from reconciler.repository import Repository, S3Credentials, _crypto, open_backend
 from reconciler.repository._crypto import ScryptParams
 from reconciler.volumes import VolumeStore, read_volume_set
@@ -43,6 +40,8 @@ from reconciler.volumes._jobmover import (
     MoverTimeout,
 )
 from reconciler.volumes._moverprogress import PROGRESS_PREFIX
+from tests._kube_objects import hostpath_claim, volume_dir
+from tests._trees import describe_tree, fill_sample_tree, hardlink_groups
 from tests.volumes._fake_kubelet import FakeKubelet
 
 if TYPE_CHECKING:
@@ -84,80 +83,6 @@ class Recorder:
 
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _bound(claim: Manifest) -> bool:
-    return bool((claim.get("status") or {}).get("phase") == "Bound")
-
-
-def _claim(name: str, namespace: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "storageClassName": "hostpath",
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": "64Mi"}},
-        },
-    }
-
-
-def _volume_dir(client: KubeClient, namespace: str, claim: str) -> Path:
-    bound = client.wait_for(
-        "v1", "PersistentVolumeClaim", claim, namespace, condition=_bound, timeout=90
-    )
-    volume = client.get("v1", "PersistentVolume", bound["spec"]["volumeName"])
-    assert volume is not None
-    return Path(volume["spec"]["hostPath"]["path"])
-
-
-def _fill(root: Path) -> None:
-    """Sizes, modes, a nested unicode name, a symlink, a hardlink, fixed mtimes."""
-    rng = random.Random(5)
-    (root / "empty").write_bytes(b"")
-    (root / "small.txt").write_text("hello from the job mover\n")
-    (root / "big.bin").write_bytes(rng.randbytes(2 * MB + 321))
-    (root / "text.log").write_bytes(b"a line of a log file\n" * 40_000)
-    nested = root / "deep" / "er"
-    nested.mkdir(parents=True)
-    (nested / "ünïcode.dat").write_bytes(rng.randbytes(50_000))
-    script = root / "run.sh"
-    script.write_text("#!/bin/sh\necho hi\n")
-    script.chmod(0o755)
-    private = root / "private"
-    private.write_bytes(b"secret")
-    private.chmod(0o600)
-    (root / "link").symlink_to("deep/er/ünïcode.dat")
-    os.link(root / "small.txt", root / "small-hardlink.txt")
-    for index, path in enumerate(sorted(root.rglob("*"), reverse=True)):
-        moment = 1_650_000_000_000_000_000 + index * 1_000_000_007
-        os.utime(path, ns=(moment, moment), follow_symlinks=False)
-
-
-def _tree(root: Path) -> dict[str, tuple[Any, ...]]:
-    """relative path -> (type, mode, size, sha256 / link target, mtime_ns)."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        relative = str(path.relative_to(root))
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISLNK(st.st_mode):
-            found[relative] = ("link", os.readlink(path), st.st_mtime_ns)
-        elif stat.S_ISDIR(st.st_mode):
-            found[relative] = ("dir", mode, st.st_mtime_ns)
-        else:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            found[relative] = ("file", mode, st.st_size, digest, st.st_mtime_ns)
-    return found
-
-
-def _inode_groups(root: Path) -> list[list[str]]:
-    groups: dict[int, list[str]] = {}
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            groups.setdefault(path.stat().st_ino, []).append(str(path.relative_to(root)))
-    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
 
 def _assert_cleaned_up(client: KubeClient, namespace: str) -> None:
@@ -224,9 +149,9 @@ def source(clients: dict[str, KubeClient]) -> Iterator[Source]:
         }
     )
     try:
-        client.create(_claim("data", namespace))
-        data_dir = _volume_dir(client, namespace, "data")
-        _fill(data_dir)
+        client.create(hostpath_claim("data", namespace, size="64Mi"))
+        data_dir = volume_dir(client, namespace, "data")
+        fill_sample_tree(data_dir, seed=5)
         client.wait_for("v1", "ServiceAccount", "default", namespace, timeout=60)
         client.create(  # what the (absent) scheduler would have put on NODE
             {
@@ -241,7 +166,7 @@ def source(clients: dict[str, KubeClient]) -> Iterator[Source]:
                 },
             }
         )
-        yield Source(namespace, data_dir, _tree(data_dir), _inode_groups(data_dir))
+        yield Source(namespace, data_dir, describe_tree(data_dir), hardlink_groups(data_dir))
     finally:
         _force_delete_pods(client, namespace)
         client.delete("v1", "Namespace", namespace)
@@ -310,12 +235,12 @@ def test_backup_claim_on_worker1_then_restore_claim_on_worker2(
     assert run.secrets == [run.name.rsplit("-", 1)[0]]  # the Job's Secret, named like the Job
     assert PASSPHRASE not in run.output
     # the backup read the claim and left it as it was
-    assert _tree(source.data_dir) == source.expected
+    assert describe_tree(source.data_dir) == source.expected
     _assert_cleaned_up(worker1, source.namespace)
 
     # restore: a claim on worker-2, written by a Job there (nobody uses it: no pinning)
     worker2.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}})
-    worker2.create(_claim("data", destination))
+    worker2.create(hostpath_claim("data", destination, size="64Mi"))
     with (
         sandbox.client("worker-2") as own,
         FakeKubelet(own, destination) as kubelet,
@@ -332,10 +257,10 @@ def test_backup_claim_on_worker1_then_restore_claim_on_worker2(
     assert run.mount("/data").read_only is False
     assert restored.snapshot == backed_up.snapshot
     assert restored.files == backed_up.files
-    target = _volume_dir(worker2, destination, "data")
+    target = volume_dir(worker2, destination, "data")
     assert target != source.data_dir
-    assert _tree(target) == source.expected
-    assert _inode_groups(target) == source.hardlinks
+    assert describe_tree(target) == source.expected
+    assert hardlink_groups(target) == source.hardlinks
     _assert_cleaned_up(worker2, destination)
 
 
@@ -368,7 +293,7 @@ def test_a_failing_mover_run_is_a_one_line_error_and_cleans_up(
     assert run.exit_code == 1
     assert json.loads(run.message)["error"]  # the pod reported its error as the result
     _assert_cleaned_up(worker1, source.namespace)
-    assert _tree(source.data_dir) == source.expected
+    assert describe_tree(source.data_dir) == source.expected
 
 
 def test_replication_with_the_job_mover_worker1_to_worker2(
@@ -414,8 +339,8 @@ def test_replication_with_the_job_mover_worker1_to_worker2(
     assert result.outcomes.get("failed", 0) == 0, result.warnings
     assert len(kubelet.runs) == 1
     assert kubelet.runs[0].exit_code == 0, kubelet.runs[0].output
-    target = _volume_dir(worker2, destination, "data")
-    assert _tree(target) == source.expected
+    target = volume_dir(worker2, destination, "data")
+    assert describe_tree(target) == source.expected
     assert ("persistentvolumeclaims/data", volume_set.volumes[0].bytes) in recorder.items
     _assert_cleaned_up(worker1, source.namespace)
     _assert_cleaned_up(worker2, destination)
@@ -429,8 +354,8 @@ def bulk(clients: dict[str, KubeClient]) -> Iterator[tuple[str, Path]]:
     namespace = _unique("kf-jobmover-bulk")
     client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     try:
-        client.create(_claim("bulk", namespace))
-        data_dir = _volume_dir(client, namespace, "bulk")
+        client.create(hostpath_claim("bulk", namespace, size="64Mi"))
+        data_dir = volume_dir(client, namespace, "bulk")
         rng = random.Random(7)
         for index in range(24):
             (data_dir / f"part-{index:02d}.bin").write_bytes(rng.randbytes(2 * MB))
@@ -490,7 +415,7 @@ def test_job_mover_reports_live_progress_through_the_repository(
     # the same for a restore, on worker-2
     worker2 = clients["worker-2"]
     worker2.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination}})
-    worker2.create(_claim("bulk", destination))
+    worker2.create(hostpath_claim("bulk", destination, size="64Mi"))
     restoring = Recorder()
     with sandbox.client("worker-2") as own, FakeKubelet(own, destination) as kubelet:
         restored = mover.restore_claim(
