@@ -19,19 +19,13 @@ stands in for the Service. ``started`` records each pod made ready, with its res
 from __future__ import annotations
 
 import base64
-import contextlib
-import threading
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from reconciler.kube import KubeClient, Manifest
+from tests._kubelet import PollingKubelet, now, running_status
 
 SELECTOR = "app.kubernetes.io/name=minio"
+_CONDITIONS = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 
 
 class _NotReady(Exception):
@@ -45,56 +39,18 @@ class StartedPod:
     env: dict[str, str]
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class MinioKubelet(PollingKubelet):
+    thread_name = "minio-kubelet"
 
-
-class MinioKubelet:
     def __init__(self, client: KubeClient, namespace: str, *, interval: float = 0.2) -> None:
-        self.client = client
-        self.namespace = namespace
-        self.node = f"fake-minio-node-{uuid.uuid4().hex[:6]}"
-        self.interval = interval
+        super().__init__(client, namespace, node_prefix="fake-minio-node", interval=interval)
         self.started: list[StartedPod] = []
-        self.errors: list[BaseException] = []
-        self._core = k8s.CoreV1Api(client.api_client)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> MinioKubelet:
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": self.node, "labels": {"kubernetes.io/hostname": self.node}},
-        }
-        self.client.create(node)
-        self._thread = threading.Thread(target=self._loop, name="minio-kubelet", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self.client.delete("v1", "Node", self.node)
-        if self.errors and exc[0] is None:
-            raise self.errors[0]
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._sync()
-            except Exception as error:  # reported when the kubelet stops
-                self.errors.append(error)
-                return
-            self._stop.wait(self.interval)
 
     def _sync(self) -> None:
         for pod in self.client.list_objects("v1", "Pod", self.namespace, label_selector=SELECTOR):
             name = pod["metadata"]["name"]
             if pod["metadata"].get("deletionTimestamp"):
-                with contextlib.suppress(ApiException):
-                    self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+                self._confirm_deletion(name)
                 continue
             if any(p.name == name for p in self.started):
                 continue
@@ -102,9 +58,10 @@ class MinioKubelet:
                 env = self._prepare(pod)
             except _NotReady:
                 continue
-            if not pod["spec"].get("nodeName"):
-                self._bind(name)
-            self._set_running(pod)
+            if not self._bind(pod):
+                continue
+            container = pod["spec"]["containers"][0]
+            self._set_status(name, running_status(container, now(), _CONDITIONS))
             self.started.append(StartedPod(name, self.node, env))
 
     def _prepare(self, pod: Manifest) -> dict[str, str]:
@@ -129,50 +86,3 @@ class MinioKubelet:
                 raise _NotReady
             env[entry["name"]] = base64.b64decode(data[ref["key"]]).decode()
         return env
-
-    def _bind(self, name: str) -> None:
-        binding = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
-        }
-        self._core.create_namespaced_pod_binding(
-            name, self.namespace, binding, _preload_content=False
-        )
-
-    def _set_running(self, pod: Manifest) -> None:
-        container = pod["spec"]["containers"][0]
-        started = _now()
-        status: dict[str, Any] = {
-            "phase": "Running",
-            "startTime": started,
-            "conditions": [
-                {"type": condition, "status": "True", "lastTransitionTime": started}
-                for condition in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-            ],
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": "",
-                    "ready": True,
-                    "restartCount": 0,
-                    "started": True,
-                    "state": {"running": {"startedAt": started}},
-                }
-            ],
-        }
-        name = pod["metadata"]["name"]
-        for _attempt in range(10):
-            current = self.client.get("v1", "Pod", name, self.namespace)
-            if current is None:
-                return
-            current["status"] = status
-            try:
-                self._core.replace_namespaced_pod_status(name, self.namespace, current)
-                return
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-        raise RuntimeError(f"could not report pod {name} Running")

@@ -42,20 +42,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
-
 from reconciler.kube import KubeClient, Manifest
+from tests._kubelet import HOSTNAME_LABEL, PollingKubelet, now, running_status
 
 MOVER_RUN_LABEL = "kubeferry.io/mover-run"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 IMAGE_ENTRYPOINT = ("kubeferry",)
 """The project image's ENTRYPOINT (Dockerfile)."""
 _MESSAGE_LIMIT = 4096  # bytes of a termination message Kubernetes keeps
@@ -102,11 +97,7 @@ class PodRun:
         return next(m for m in self.mounts if m.path == path)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class FakeKubelet:
+class FakeKubelet(PollingKubelet):
     """Runs the mover pods of ``namespace`` on this machine (see the module docstring).
 
     Use as a context manager; the client should be its own (it is used from a thread).
@@ -123,55 +114,19 @@ class FakeKubelet:
         run_timeout: float = 300.0,
         entrypoint: tuple[str, ...] = (sys.executable, "-m", "reconciler"),
     ) -> None:
-        self.client = client
-        self.namespace = namespace
-        self.node = node or f"fake-node-{uuid.uuid4().hex[:6]}"
-        self.interval = interval
+        super().__init__(
+            client, namespace, node=node, interval=interval, join_timeout=run_timeout + 30
+        )
         self.run_timeout = run_timeout
         self.entrypoint = entrypoint
         self.runs: list[PodRun] = []
-        self.errors: list[BaseException] = []
-        self._core = k8s.CoreV1Api(client.api_client)
         self._started: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._workdir = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
-        self._registered = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def __enter__(self) -> FakeKubelet:
-        # a registered node: the pod garbage collector deletes pods bound to unknown nodes
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": self.node, "labels": {HOSTNAME_LABEL: self.node}},
-        }
-        if self.client.get("v1", "Node", self.node) is None:
-            self.client.create(node)
-            self._registered = True
-        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.run_timeout + 30)
+    def _cleanup(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)
-        if self._registered:
-            self.client.delete("v1", "Node", self.node)
-        if self.errors and exc[0] is None:
-            raise self.errors[0]
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._sync()
-            except Exception as error:  # reported when the kubelet stops
-                self.errors.append(error)
-                return
-            self._stop.wait(self.interval)
 
     # -- one pass over the namespace's mover pods -------------------------------------------
 
@@ -201,32 +156,6 @@ class FakeKubelet:
             return bool(bound == self.node)
         wanted = (pod["spec"].get("nodeSelector") or {}).get(HOSTNAME_LABEL)
         return wanted in (None, self.node)
-
-    def _bind(self, pod: Manifest) -> bool:
-        """Place the pod on this node; False when it went away meanwhile."""
-        if pod["spec"].get("nodeName"):
-            return True
-        name = pod["metadata"]["name"]
-        binding = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node},
-        }
-        # the generated client cannot read the Status this returns: skip deserialising
-        try:
-            self._core.create_namespaced_pod_binding(
-                name, self.namespace, binding, _preload_content=False
-            )
-        except ApiException as error:
-            if error.status in (404, 409):  # deleted, or bound elsewhere
-                return False
-            raise
-        return True
-
-    def _confirm_deletion(self, name: str) -> None:
-        with contextlib.suppress(ApiException):
-            self._core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
 
     # -- volumes, env, command ------------------------------------------------------------
 
@@ -331,7 +260,7 @@ class FakeKubelet:
     def _execute(self, pod: Manifest, run: PodRun) -> None:
         container = pod["spec"]["containers"][0]
         self.runs.append(run)
-        started = _now()
+        started = now()
         try:
             env = self._env(container, run)
         except NotReady as missing:  # a Secret went away after the mount: fail like a kubelet
@@ -344,7 +273,7 @@ class FakeKubelet:
         run.local_command = program + [
             self._map(arg, run.mounts) for arg in container.get("args") or []
         ]
-        self._set_status(pod["metadata"]["name"], self._running(container, started))
+        self._set_status(pod["metadata"]["name"], running_status(container, started))
         process = subprocess.Popen(  # the pod's own command, locally
             run.local_command,
             env=env,
@@ -392,28 +321,9 @@ class FakeKubelet:
 
     # -- pods/status ----------------------------------------------------------------------
 
-    @staticmethod
-    def _running(container: Manifest, started: str) -> dict[str, Any]:
-        return {
-            "phase": "Running",
-            "startTime": started,
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": started}],
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": "",
-                    "ready": True,
-                    "restartCount": 0,
-                    "started": True,
-                    "state": {"running": {"startedAt": started}},
-                }
-            ],
-        }
-
     def _report(self, pod: Manifest, run: PodRun, started: str, code: int, message: str) -> None:
         container = pod["spec"]["containers"][0]
-        finished = _now()
+        finished = now()
         terminated: dict[str, Any] = {
             "exitCode": code,
             "reason": "Completed" if code == 0 else "Error",
@@ -447,24 +357,6 @@ class FakeKubelet:
             ],
         }
         self._set_status(run.name, status)
-
-    def _set_status(self, name: str, status: Mapping[str, Any]) -> None:
-        """PUT pods/status with the current resourceVersion (retried on a conflict)."""
-        for _attempt in range(10):
-            current = self.client.get("v1", "Pod", name, self.namespace)
-            if current is None:
-                return  # deleted meanwhile (the Job was cleaned up)
-            current["status"] = dict(status)
-            try:
-                self._core.replace_namespaced_pod_status(name, self.namespace, current)
-                return
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                if error.status != 409:
-                    raise
-            time.sleep(0.05)
-        raise RuntimeError(f"fake kubelet: could not update the status of pod {name}")
 
 
 @contextlib.contextmanager
