@@ -45,6 +45,7 @@ from reconciler.reconcile import _actions
 from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
 from state import Ledger, RunKind, RunPhase
+from tests._inventory import cluster, filesystem_repository, inventory, job, replication_slice
 
 STARTED = datetime(2026, 11, 25, 18, 0, 0, 123456, tzinfo=UTC)
 FINISHED = STARTED + timedelta(seconds=42)
@@ -437,32 +438,17 @@ def test_an_unexpected_error_never_escapes() -> None:
 
 # -- the hook in ActionRunner._run --------------------------------------------------------
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: controller}}
-spec: {{context: controller, role: controller}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: repo}}
-spec: {{filesystem: {{path: ./repository}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: w1-to-w2}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-1, repository: repo{extra}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: web}}
-spec: {{replicationSliceName: w1-to-w2, namespace: web, retention: {{ttl: 2d}}}}
-"""
+
+def _inventory(*, write_back: bool, controller: bool = True) -> str:
+    extra = {"statusWriteBack": True} if write_back else {}
+    controllers = [cluster("controller", role="controller")] if controller else []
+    return inventory(
+        *controllers,
+        cluster("worker-1"),
+        filesystem_repository("repo"),
+        replication_slice("w1-to-w2", "worker-1", "worker-1", "repo", **extra),
+        job("web", "w1-to-w2", "web", retention={"ttl": "2d"}),
+    )
 
 
 @pytest.fixture
@@ -482,8 +468,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable
 
     def make(write_back: bool = True) -> tuple[ActionRunner, list[FakeTransport]]:
         path = tmp_path / "kubeferry.yaml"
-        extra = ", statusWriteBack: true" if write_back else ""
-        path.write_text(_INVENTORY.format(extra=extra))
+        path.write_text(_inventory(write_back=write_back))
         inventory = load_inventory(path)
         return (
             ActionRunner(inventory, Connections(inventory), ledger, None, EventBus(), {}),  # type: ignore[arg-type]
@@ -562,19 +547,25 @@ def test_without_status_write_back_nothing_is_mirrored(runner: Callable[..., Any
 
 
 def test_status_write_back_needs_a_controller_cluster(tmp_path: Path) -> None:
-    text = _INVENTORY.format(extra=", statusWriteBack: true")
-    without_controller = text.split("---\n", 1)[1]
+    without_controller = _inventory(write_back=True, controller=False)
+    [(line, text)] = [
+        (number, text)
+        for number, text in enumerate(without_controller.splitlines(), 1)
+        if "statusWriteBack" in text
+    ]
+    column = text.index("statusWriteBack: ") + len("statusWriteBack: ") + 1  # at the value
     path = tmp_path / "kubeferry.yaml"
     path.write_text(without_controller)
     with pytest.raises(InventoryError) as caught:
         load_inventory(path)
     issues = [str(issue).replace(f"{tmp_path}/", "") for issue in caught.value.issues]
     assert issues == [
-        "kubeferry.yaml:14:98: ReplicationSlice/w1-to-w2.spec.statusWriteBack: statusWriteBack "
+        f"kubeferry.yaml:{line}:{column}: ReplicationSlice/w1-to-w2.spec.statusWriteBack: "
+        "statusWriteBack "
         "needs a Cluster with role controller in the inventory (the KubeSlice "
         "ReplicationJobConfigs live there)"
     ]
-    path.write_text(text)
+    path.write_text(_inventory(write_back=True))
     assert load_inventory(path).slices["w1-to-w2"].spec.status_write_back
 
 
@@ -621,11 +612,11 @@ def test_plan_observation_asks_each_controller_once_and_only_with_status_write_b
         raise KubeConfigError(f"cannot use kubeconfig /nowhere (context {cluster!r}): missing")
 
     path = tmp_path / "kubeferry.yaml"
-    path.write_text(_INVENTORY.format(extra=""))
+    path.write_text(_inventory(write_back=False))
     assert observe_status_targets(load_inventory(path), broken_kubeconfig) == {}
     assert asked == []  # no slice has statusWriteBack: no call at all
 
-    path.write_text(_INVENTORY.format(extra=", statusWriteBack: true"))
+    path.write_text(_inventory(write_back=True))
     observed = observe_status_targets(load_inventory(path), broken_kubeconfig)
     assert asked == ["controller"]
     assert observed == {

@@ -27,6 +27,15 @@ from reconciler.kubeslice import (
     status_patch,
 )
 from state import Ledger, RunKind, RunPhase
+from tests._inventory import (
+    cluster,
+    filesystem_repository,
+    inventory,
+    job,
+    replication_slice,
+    write_inventory,
+)
+from tests._kube_objects import settings_namespace
 from tests.fixtures.kubeslice_crds import (
     create_when_served,
     install_controller_crds,
@@ -38,54 +47,21 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.sandbox
 
-_INVENTORY = """\
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: controller}}
-spec: {{context: controller, role: controller}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-1}}
-spec: {{context: worker-1, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: Cluster
-metadata: {{name: worker-2}}
-spec: {{context: worker-2, role: worker}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationRepository
-metadata: {{name: local}}
-spec:
-  filesystem: {{path: ./repository}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: sw-{s}}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: local,
-        statusWriteBack: true}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationSlice
-metadata: {{name: sq-{s}}}
-spec: {{sourceCluster: worker-1, destinationCluster: worker-2, repository: local}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: copy-{s}}}
-spec: {{replicationSliceName: sw-{s}, namespace: {ns}, retention: {{ttl: 30d}}}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: orphan-{s}}}
-spec: {{replicationSliceName: sw-{s}, namespace: {ns}, targetNamespace: {ns}-o}}
----
-apiVersion: kubeferry.io/v1alpha1
-kind: ReplicationJob
-metadata: {{name: quiet-{s}}}
-spec: {{replicationSliceName: sq-{s}, namespace: {ns}, targetNamespace: {ns}-q}}
-"""
+
+def _inventory(s: str, ns: str) -> str:
+    return inventory(
+        cluster("controller", role="controller"),
+        cluster("worker-1"),
+        cluster("worker-2"),
+        filesystem_repository("local"),
+        replication_slice(f"sw-{s}", "worker-1", "worker-2", "local", statusWriteBack=True),
+        replication_slice(f"sq-{s}", "worker-1", "worker-2", "local"),
+        job(f"copy-{s}", f"sw-{s}", ns, retention={"ttl": "30d"}),
+        job(f"orphan-{s}", f"sw-{s}", ns, targetNamespace=f"{ns}-o"),
+        job(f"quiet-{s}", f"sq-{s}", ns, targetNamespace=f"{ns}-q"),
+    )
+
+
 PUBLISHED_GROUP = "published.kubeferry.test"
 """The group the published ReplicationJobConfig CRD is installed under (beside the fixture)."""
 
@@ -115,31 +91,21 @@ def setup(sandbox: SandboxInfo, tmp_path: Path) -> Iterator[dict[str, Any]]:
     s = uuid.uuid4().hex[:8]
     namespace, project_ns = f"sw-{s}", f"kubeslice-p{s}"
     with sandbox.client("worker-1") as client:
-        client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for n in range(2):
-            client.ensure(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": f"settings-{n}", "namespace": namespace},
-                    "data": {"value": str(n)},
-                }
-            )
+        settings_namespace(client, namespace, count=2)
     with sandbox.client("controller") as client:
         install_controller_crds(client)
         client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": project_ns}})
         # copy is mirrored; quiet has a ReplicationJobConfig too, but no statusWriteBack
         create_when_served(client, _job_config(f"copy-{s}", project_ns, f"sw-{s}"))
         create_when_served(client, _job_config(f"quiet-{s}", project_ns, f"sq-{s}"))
-    inventory = tmp_path / "kubeferry.yaml"
-    inventory.write_text(_INVENTORY.format(s=s, ns=namespace))
+    inventory_path = write_inventory(tmp_path, _inventory(s, namespace))
     env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
     env.pop("KUBEFERRY_LEDGER", None)
     yield {
         "s": s,
         "namespace": namespace,
         "project_ns": project_ns,
-        "inventory": str(inventory),
+        "inventory": str(inventory_path),
         "env": env,
         "ledger": tmp_path / ".kubeferry" / "ledger.sqlite",
     }
