@@ -30,7 +30,7 @@ from reconciler.repository import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.volumes._moverprogress import ProgressWriter
+    from reconciler.volumes import ProgressWriter
 
 app = typer.Typer(
     help="In-pod entry point of the Job mover: back up or restore one volume directory.",
@@ -170,7 +170,7 @@ def _progress_writer(
 ) -> ProgressWriter | None:
     if not job:
         return None
-    from reconciler.volumes._moverprogress import ProgressWriter
+    from reconciler.volumes import ProgressWriter
 
     return ProgressWriter(repository, job, operation, interval=interval, warn=_warn)
 

@@ -32,7 +32,7 @@ from reconciler.hosting._minio import (
     generate_credentials,
     secret_manifest,
 )
-from reconciler.inventory._types import quantity_bytes
+from reconciler.inventory import quantity_bytes
 from reconciler.kube import KubeApiError, KubeClient, Manifest
 from reconciler.repository import S3Backend
 

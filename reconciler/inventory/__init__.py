@@ -56,6 +56,7 @@ from reconciler.inventory._models import (
     SourceLocation,
 )
 from reconciler.inventory._schema import json_schema
+from reconciler.inventory._types import quantity_bytes
 
 __all__ = [
     "API_VERSION",
@@ -92,5 +93,6 @@ __all__ = [
     "SourceLocation",
     "json_schema",
     "load_inventory",
+    "quantity_bytes",
     "resolve_declared_path",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from reconciler.volumes._moverprogress import ProgressWriter
 from reconciler.volumes._selection import (
     EXCLUDE_ANNOTATION,
     VOLUMES_ANNOTATION,
@@ -102,6 +103,7 @@ __all__ = [
     "LockInfo",
     "ManifestEntry",
     "PodVolume",
+    "ProgressWriter",
     "PruneStats",
     "RepositoryLocked",
     "StoreStats",
