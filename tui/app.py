@@ -224,11 +224,21 @@ class KubeferryApp(App[None]):
         if lock != self.lock:
             self.post_message(LockChanged(lock))
 
+    def _live_overviews(self) -> list[OverviewScreen]:
+        # A screen still composing renders the app's latest overview in its own on_mount;
+        # one closing has no widgets left to update.
+        return [
+            screen
+            for screen in self.screen_stack
+            if isinstance(screen, OverviewScreen)
+            and screen.is_mounted
+            and not (screen._closing or screen._closed)
+        ]
+
     def on_lock_changed(self, message: LockChanged) -> None:
         self.lock = message.lock
-        for screen in self.screen_stack:
-            if isinstance(screen, OverviewScreen):
-                screen.show_lock(message.lock)
+        for screen in self._live_overviews():
+            screen.show_lock(message.lock)
 
     def on_overview_loaded(self, message: OverviewLoaded) -> None:
         overview = message.overview
@@ -237,15 +247,13 @@ class KubeferryApp(App[None]):
         if overview.protected_clusters != self.protected_clusters:
             self.protected_clusters = overview.protected_clusters
             self._refresh_banners()
-        for screen in self.screen_stack:
-            if isinstance(screen, OverviewScreen):
-                screen.show_overview(overview)
+        for screen in self._live_overviews():
+            screen.show_overview(overview)
 
     def on_overview_failed(self, message: OverviewFailed) -> None:
         self.notify(message.error, title="Cannot read the overview", severity="error")
-        for screen in self.screen_stack:
-            if isinstance(screen, OverviewScreen):
-                screen.show_failure(message.error)
+        for screen in self._live_overviews():
+            screen.show_failure(message.error)
 
     def on_ledger_changed(self, message: LedgerChanged) -> None:
         self.reload_overview()
