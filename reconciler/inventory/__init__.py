@@ -54,6 +54,8 @@ from reconciler.inventory._models import (
     S3Storage,
     SecretRef,
     SourceLocation,
+    Toleration,
+    VolumeMoverSpec,
 )
 from reconciler.inventory._schema import json_schema
 from reconciler.inventory._types import quantity_bytes
@@ -91,6 +93,8 @@ __all__ = [
     "S3Storage",
     "SecretRef",
     "SourceLocation",
+    "Toleration",
+    "VolumeMoverSpec",
     "json_schema",
     "load_inventory",
     "quantity_bytes",

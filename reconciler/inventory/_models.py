@@ -123,6 +123,39 @@ def canonical_json(value: object) -> str:
 # --- Cluster ------------------------------------------------------------------------------
 
 
+class Toleration(_Model):
+    """A Kubernetes toleration for the mover pods (as in a pod spec)."""
+
+    key: NonEmptyStr | None = None
+    """Taint key; absent with operator Exists: tolerate every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Absent: every effect."""
+    toleration_seconds: int | None = Field(default=None, ge=0)
+    """NoExecute only: how long the pod stays bound after the taint appears."""
+
+
+class VolumeMoverSpec(_Model):
+    """How kubeferry reads (backup, on a source) and writes (restore, on a destination)
+    volume data on this cluster (docs/volume-data.md). The other fields apply to type job."""
+
+    type: Literal["hostPath", "job"]
+    """hostPath: PV directories read and written from the machine running kubeferry (the
+    sandbox, a single-node cluster); job: one Kubernetes Job per PVC, in the cluster."""
+    image: NonEmptyStr | None = None
+    """Mover image; default: the kubeferry image of this version
+    (ghcr.io/kubeferry/kubeferry:<version>)."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """Default: IfNotPresent."""
+    timeout: Duration | None = None
+    """How long one volume's Job may take, e.g. 30m or 2h; default 6h."""
+    service_account_name: DnsSubdomain | None = None
+    """ServiceAccount of the mover pods (e.g. for IRSA); default: the namespace's default."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Tolerations of the mover pods (to reach volumes on tainted nodes)."""
+
+
 class ClusterSpec(_Model):
     kubeconfig: DeclaredPath | None = None
     """Kubeconfig file (~ and ${ENV} expanded, relative to this file). Default: $KUBECONFIG,
@@ -133,6 +166,8 @@ class ClusterSpec(_Model):
     """controller: hosts the control plane of application slices; worker: runs workloads."""
     protected: bool = False
     """Marks a production cluster: destructive operations need explicit confirmation."""
+    volume_mover: VolumeMoverSpec | None = None
+    """How volume data is read and written on this cluster; default: type hostPath."""
 
 
 class Cluster(InventoryObject):

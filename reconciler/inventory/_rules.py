@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from reconciler.inventory._models import (
     ApplicationSlice,
+    Cluster,
     InventoryObject,
     ReplicationJob,
     ReplicationRepository,
@@ -82,13 +83,40 @@ def _inline_secret_message(kind: str, key: str) -> str:
 
 def object_rules(obj: InventoryObject) -> Iterator[Finding]:
     """Problems of one valid object that no single field can see."""
-    if isinstance(obj, ReplicationRepository):
+    if isinstance(obj, Cluster):
+        yield from _volume_mover_rules(obj)
+    elif isinstance(obj, ReplicationRepository):
         yield from _repository_rules(obj)
     elif isinstance(obj, ReplicationJob):
         yield from _job_rules(obj)
     elif isinstance(obj, ApplicationSlice):
         yield from _duplicates(obj.spec.clusters, ("spec", "clusters"), "cluster")
         yield from _duplicates(obj.spec.namespaces, ("spec", "namespaces"), "namespace")
+
+
+_JOB_MOVER_FIELDS: Final = ("image", "imagePullPolicy", "timeout", "serviceAccountName")
+
+
+def _volume_mover_rules(cluster: Cluster) -> Iterator[Finding]:
+    """Settings of the job mover only make sense with type job; tolerations as Kubernetes
+    accepts them (else every mover pod would be rejected at apply time)."""
+    mover = cluster.spec.volume_mover
+    if mover is None:
+        return
+    loc = ("spec", "volumeMover")
+    if mover.type != "job":
+        given = mover.model_dump(by_alias=True, exclude_none=True)
+        for alias in (*_JOB_MOVER_FIELDS, "tolerations"):
+            if given.get(alias):
+                yield (*loc, alias), f"{alias} is a setting of type job (type is {mover.type})"
+    for index, toleration in enumerate(mover.tolerations):
+        at = (*loc, "tolerations", index)
+        if toleration.operator == "Exists" and toleration.value:
+            yield (*at, "value"), "value must be empty with operator Exists"
+        if toleration.operator == "Equal" and toleration.key is None:
+            yield at, "key is required with operator Equal (or use operator Exists)"
+        if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
+            yield (*at, "tolerationSeconds"), "tolerationSeconds needs effect NoExecute"
 
 
 def _repository_rules(repository: ReplicationRepository) -> Iterator[Finding]:

@@ -242,6 +242,10 @@ class _Planner:
             }
             if status_target is not None and status_target.target:
                 details["statusWriteBack"] = status_target.target
+            if "job" in (job.backup_mover, job.restore_mover):
+                details["volumeMovers"] = _mover_details(job)
+            if job.mover_notes:
+                details["notes"] = list(job.mover_notes)
             precheck = self.observed.prechecks.get(name) if job.mode == "replicate" else None
             if precheck is not None:
                 details["precheck"] = precheck
@@ -506,6 +510,14 @@ def _hosting_reasons(hosting: HostingObservation) -> list[str]:
         reasons.append(f"MinIO in {where} not ready yet (apply waits for it){detail}")
     reasons.extend(f"bucket {bucket} to create" for bucket in buckets)
     return reasons
+
+
+def _mover_details(job: DesiredJob) -> dict[str, str]:
+    """Which mover reads the source's volume data (backup) and writes the destination's."""
+    movers = {"backup": f"{job.backup_mover} mover on {job.source_cluster}"}
+    if job.mode == "replicate":
+        movers["restore"] = f"{job.restore_mover} mover on {job.destination_cluster}"
+    return movers
 
 
 def _hosting_details(hosting: HostingObservation) -> dict[str, Any]:

@@ -43,6 +43,12 @@ class DesiredJob:
     restore_frequency: str | None = None
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     pre_check_flag: Literal["ignorePrechecks", "stopOnPrecheck"] = "stopOnPrecheck"
+    # volume movers (Cluster spec.volumeMover): the source's reads, the destination's writes;
+    # "" for a job that copies no volume data (k8sObjectsOnly)
+    backup_mover: str = "hostPath"
+    restore_mover: str = "hostPath"
+    mover_notes: tuple[str, ...] = ()
+    """Why a job mover's pods may not reach the repository (shown with the job's action)."""
 
     @property
     def address(self) -> str:

@@ -48,6 +48,12 @@ def action_detail_lines(action: Action) -> list[Text]:
     lines.extend(precheck_lines(action.details.get("precheck")))
     if action.details.get("statusWriteBack"):
         lines.append(Text(f"status written back to {action.details['statusWriteBack']}"))
+    movers = action.details.get("volumeMovers")
+    if isinstance(movers, dict):
+        moved = ", ".join(f"{step} by the {how}" for step, how in movers.items())
+        lines.append(Text(f"volume data: {moved}"))
+    for note in action.details.get("notes") or []:
+        lines.append(Text(f"note: {note}", style="yellow"))
     if action.blocked:
         lines.append(Text(f"blocked: {action.blocked}", style="red"))
     return lines

@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from reconciler.kubeslice import MirroredRun, status_write_back
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._hosted import deploy_hosted
+from reconciler.reconcile._movers import FROM_INVENTORY, MoverChoice, cluster_mover
 from reconciler.reconcile._onboard import run_onboarding
 from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository, RepositoryUnavailable
@@ -117,7 +118,7 @@ def _now() -> datetime:
 
 
 def default_mover() -> VolumeMover:
-    """The volume mover used unless told otherwise: the host-path mover."""
+    """The volume mover of a cluster that declares none: the host-path mover."""
     return HostPathMover()
 
 
@@ -222,8 +223,9 @@ class ActionRunner:
     bus: EventBus
     observed: dict[str, Any]
     attempts: int = 3
-    mover: VolumeMover | None = field(default_factory=default_mover)
-    """Copies volume data (None: objects only)."""
+    mover: MoverChoice = FROM_INVENTORY
+    """Copies volume data: FROM_INVENTORY (each cluster's spec.volumeMover), one mover for
+    every cluster (tests), or None (objects only)."""
 
     def __call__(self, action: Action, cancellation: Cancellation) -> str:
         handler = {
@@ -240,6 +242,29 @@ class ActionRunner:
             lambda: handler(action, cancellation),
             attempts=self.attempts,
             retryable=is_transient,
+        )
+
+    # -- volume movers --------------------------------------------------------------------
+    def mover_for(self, cluster: str, repository: str) -> VolumeMover | None:
+        """The mover that reads (backup) or writes (restore) volume data on ``cluster``
+        through repository ``repository``; an explicit ``mover`` wins."""
+        if self.mover == FROM_INVENTORY:
+            return cluster_mover(self.inventory, self.connections, cluster, repository)
+        assert not isinstance(self.mover, str)
+        return self.mover
+
+    def _note_job_mover(
+        self, mover: VolumeMover, operation: str, cluster: str, job: str, run_id: int
+    ) -> None:
+        """Say in the event log that a run's volume data goes through mover Jobs."""
+        if mover.name != "job":
+            return
+        self.ledger.record_event(
+            "volume.mover",
+            f"{operation} of volume data by the job mover on {cluster} (one Job per claim)",
+            run_id=run_id,
+            job=job,
+            data={"mover": mover.name, "cluster": cluster, "operation": operation},
         )
 
     # -- registered objects ---------------------------------------------------------------
@@ -496,11 +521,17 @@ class ActionRunner:
                 self._resume_leftovers(source, spec, run_id)
                 # volume data first: the object snapshot's metadata, written last, commits both
                 volume_bytes = 0
-                if self.mover is not None and not spec.k8s_objects_only:
+                mover = (
+                    None
+                    if spec.k8s_objects_only
+                    else self.mover_for(spec.source_cluster, wanted.repository)
+                )
+                if mover is not None:
+                    self._note_job_mover(mover, "backup", spec.source_cluster, name, run_id)
                     # quiesce: writers stopped while the data is read; back up before the
                     # objects are listed, so the snapshot keeps their real replica counts
                     with quiesced(source, spec.namespace) if spec.quiesce else nullcontext():
-                        self.mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
+                        mover.backup_volumes(source, repository, spec, snapshot_id, reporter)
                     volume_set = read_volume_set(repository, snapshot_id)
                     if volume_set is not None:
                         summary = volume_set.summary()
@@ -588,7 +619,7 @@ class ActionRunner:
             "existingResourcePolicy": spec.existing_resource_policy,
             "preCheckFlag": spec.pre_check_flag,
         }
-        restore = self.restore_work(destination, stored, spec, snapshot_id)
+        restore = self.restore_work(destination, stored, spec, snapshot_id, repository=repository)
         return self._run(
             RunKind.RESTORE,
             name,
@@ -600,15 +631,25 @@ class ActionRunner:
         )
 
     def restore_work(
-        self, destination: KubeClient, stored: Repository, spec: JobSpec, snapshot_id: str
+        self,
+        destination: KubeClient,
+        stored: Repository,
+        spec: JobSpec,
+        snapshot_id: str,
+        *,
+        repository: str,
     ) -> Callable[[_RunReporter, int], RestoreResult]:
         """The work of one restore run (objects, and the volume data after the claims), for
-        ``_run``: shared by restores and DR drills."""
+        ``_run``: shared by restores and DR drills. ``stored`` is repository ``repository``;
+        the data is written by the destination cluster's mover."""
 
         def restore(reporter: _RunReporter, run_id: int) -> RestoreResult:
-            mover = self.mover
-            if mover is None or spec.k8s_objects_only:
+            if spec.k8s_objects_only:
                 return self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+            mover = self.mover_for(spec.destination_cluster, repository)
+            if mover is None:
+                return self.engine.restore(destination, stored, spec, snapshot_id, reporter)
+            self._note_job_mover(mover, "restore", spec.destination_cluster, spec.name, run_id)
             moved: list[int] = []
 
             def volumes() -> None:
@@ -625,6 +666,9 @@ class ActionRunner:
                         {
                             "volumes": {
                                 **volume_set.summary(),
+                                # the set names the mover that backed it up
+                                "backupMover": volume_set.mover,
+                                "mover": mover.name,
                                 "restoredBytes": moved[0],
                             }
                         },

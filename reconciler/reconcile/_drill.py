@@ -198,6 +198,12 @@ def _restored_volume_dir(
         return None, f"PersistentVolume {volume_name} is neither hostPath nor local"
     directory = mover.path_of(path) if isinstance(mover, HostPathMover) else Path(path)
     if not directory.is_dir():
+        if mover is not None and mover.name == "job":
+            # the data went through a mover Job on a node; a comparison reads it from here
+            return None, (
+                f"volume verification needs hostPath access: the job mover restored it, and "
+                f"its directory {path} is not on this machine"
+            )
         return None, f"its directory {path} is not on this machine"
     return directory, ""
 
@@ -410,7 +416,7 @@ def _drill_run(
         "freshBackup": fresh,
         "preCheckFlag": spec.pre_check_flag,
     }
-    restore = runner.restore_work(client, stored, spec, info.id)
+    restore = runner.restore_work(client, stored, spec, info.id, repository=repository)
     holder: list[DrillReport] = [report]
 
     def work(reporter: _RunReporter, run_id: int) -> DrillReport:
@@ -442,7 +448,8 @@ def _drill_run(
                 before_verify(client, spec.target_namespace)
             verified = _Verified()
             _verify_objects(client, stored, spec, info.id, source_namespace, verified)
-            _verify_volumes(client, stored, spec, info.id, runner.mover, verified)
+            mover = runner.mover_for(spec.destination_cluster, repository)
+            _verify_volumes(client, stored, spec, info.id, mover, verified)
             current = replace(
                 current,
                 rpo_seconds=rpo,

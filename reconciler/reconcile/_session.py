@@ -15,8 +15,9 @@ from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
 from reconciler.kubeslice import observe_status_targets
 from reconciler.plan import Plan, RecordedState, compute_plan
-from reconciler.reconcile._actions import ActionRunner, default_mover
+from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._movers import FROM_INVENTORY
 from reconciler.reconcile._onboard import observe_onboardings
 from reconciler.reconcile._refresh import observed_summary, refresh
 from reconciler.reconcile._views import desired_state, recorded_state
@@ -187,7 +188,8 @@ def apply(
     """Plan (or take a saved plan) and execute it under the ledger lock.
 
     Returns the plan and the result; the result is None when there was nothing to do or the
-    confirmation was declined. ``mover`` copies volume data (default: the host-path mover).
+    confirmation was declined. ``mover`` copies volume data on every cluster (default: each
+    cluster's ``spec.volumeMover``, the host-path mover unless it says ``job``).
     ``cancellation`` lets a caller on another thread (the TUI) stop the run cooperatively:
     ``cancellation.cancel()`` ends it as Interrupted, as SIGINT does for the CLI.
     """
@@ -217,7 +219,7 @@ def apply(
                 engine,
                 bus,
                 plan.observed,
-                mover=mover or default_mover(),
+                mover=FROM_INVENTORY if mover is None else mover,
             )
             try:
                 result = execute_actions(

@@ -8,6 +8,7 @@ import json
 from reconciler.engines import JobSpec
 from reconciler.inventory import Inventory, ReplicationJob
 from reconciler.plan import DesiredJob, DesiredObject, DesiredState, RecordedJob, RecordedState
+from reconciler.reconcile._movers import declared_mover_type, job_mover_notes
 from reconciler.reconcile._onboard import desired_onboardings, recorded_onboardings
 from state import Ledger, Reachability
 
@@ -37,6 +38,20 @@ def desired_job(inventory: Inventory, job: ReplicationJob) -> DesiredJob:
         "destinationCluster": replication_slice.spec.destination_cluster,
         "repository": replication_slice.spec.repository,
     }
+    source = replication_slice.spec.source_cluster
+    destination = replication_slice.spec.destination_cluster
+    repository = replication_slice.spec.repository
+    movers = (
+        ("", "")
+        if job.spec.k8s_objects_only
+        else (
+            declared_mover_type(inventory, source),
+            declared_mover_type(inventory, destination),
+        )
+    )
+    notes = [] if job.spec.k8s_objects_only else job_mover_notes(inventory, source, repository)
+    if destination != source and not job.spec.k8s_objects_only:
+        notes += job_mover_notes(inventory, destination, repository)
     return DesiredJob(
         name=job.name,
         slice=replication_slice.name,
@@ -51,6 +66,9 @@ def desired_job(inventory: Inventory, job: ReplicationJob) -> DesiredJob:
         restore_frequency=job.spec.restore_frequency,
         deletion_policy=job.spec.deletion_policy,
         pre_check_flag=job.spec.pre_check_flag,
+        backup_mover=movers[0],
+        restore_mover=movers[1],
+        mover_notes=tuple(notes),
     )
 
 

@@ -56,6 +56,12 @@ if TYPE_CHECKING:
         set_key,
         write_volume_set,
     )
+    from reconciler.volumes._jobmover import (
+        DEFAULT_IMAGE,
+        JobMover,
+        MoverRepository,
+        MoverSettings,
+    )
     from reconciler.volumes._quiesce import QUIESCED_ANNOTATION, quiesce, quiesced, resume
 
 _LAZY = {
@@ -77,6 +83,10 @@ _LAZY = {
     **dict.fromkeys(
         ("QUIESCED_ANNOTATION", "quiesce", "quiesced", "resume"), "reconciler.volumes._quiesce"
     ),
+    **dict.fromkeys(
+        ("DEFAULT_IMAGE", "JobMover", "MoverRepository", "MoverSettings"),
+        "reconciler.volumes._jobmover",
+    ),
 }
 
 
@@ -90,6 +100,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_IMAGE",
     "EXCLUDE_ANNOTATION",
     "MANIFEST_FORMAT",
     "QUIESCED_ANNOTATION",
@@ -100,8 +111,11 @@ __all__ = [
     "ChunkRef",
     "ChunkerParams",
     "HostPathMover",
+    "JobMover",
     "LockInfo",
     "ManifestEntry",
+    "MoverRepository",
+    "MoverSettings",
     "PodVolume",
     "ProgressWriter",
     "PruneStats",

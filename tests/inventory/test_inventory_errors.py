@@ -22,6 +22,12 @@ spec:
 """
 """A job document whose spec continues at line 7 (column 3)."""
 
+CLUSTER_HEADER = (
+    "apiVersion: kubeferry.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: a\nspec:\n"
+    "  context: a\n  role: worker\n"
+)
+"""A worker Cluster document whose spec continues at line 8 (column 3)."""
+
 REPO_HEADER = """\
 apiVersion: kubeferry.io/v1alpha1
 kind: ReplicationRepository
@@ -222,7 +228,98 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             (
                 "case.yaml:8:3: Cluster/a.spec.server: unknown field 'server'; allowed: kubeconfig, "
-                "context, role, protected"
+                "context, role, protected, volumeMover"
+            ),
+        ],
+    ),
+    # --- Cluster.spec.volumeMover ------------------------------------------------------------
+    (
+        "volume-mover-unknown-type",
+        CLUSTER_HEADER + "  volumeMover: {type: hostpath}\n",
+        ["case.yaml:8:23: Cluster/a.spec.volumeMover.type: expected one of 'hostPath' or 'job'"],
+    ),
+    (
+        "volume-mover-type-missing",
+        CLUSTER_HEADER + "  volumeMover:\n    image: kubeferry:dev\n",
+        ["case.yaml:8:3: Cluster/a.spec.volumeMover.type: required field is missing"],
+    ),
+    (
+        "volume-mover-bad-timeout",
+        CLUSTER_HEADER + "  volumeMover: {type: job, timeout: 30 minutes}\n",
+        [
+            (
+                "case.yaml:8:37: Cluster/a.spec.volumeMover.timeout: expected a positive duration "
+                "such as '720h', '30d' or '1d12h' (units s, m, h, d, w; at most 100 years)"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-empty-image",
+        CLUSTER_HEADER + "  volumeMover: {type: job, image: ''}\n",
+        ["case.yaml:8:35: Cluster/a.spec.volumeMover.image: expected a non-empty string"],
+    ),
+    (
+        "volume-mover-bad-pull-policy",
+        CLUSTER_HEADER + "  volumeMover: {type: job, imagePullPolicy: always}\n",
+        [
+            (
+                "case.yaml:8:45: Cluster/a.spec.volumeMover.imagePullPolicy: expected one of "
+                "'Always', 'IfNotPresent' or 'Never'"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-unknown-field",
+        CLUSTER_HEADER + "  volumeMover: {type: job, nodeSelector: {disk: ssd}}\n",
+        [
+            (
+                "case.yaml:8:28: Cluster/a.spec.volumeMover.nodeSelector: unknown field "
+                "'nodeSelector'; allowed: type, image, imagePullPolicy, timeout, "
+                "serviceAccountName, tolerations"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-job-setting-on-hostpath",
+        CLUSTER_HEADER + "  volumeMover:\n    type: hostPath\n    timeout: 30m\n",
+        [
+            (
+                "case.yaml:10:14: Cluster/a.spec.volumeMover.timeout: timeout is a setting of "
+                "type job (type is hostPath)"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-toleration-exists-with-value",
+        CLUSTER_HEADER
+        + "  volumeMover:\n    type: job\n    tolerations:\n"
+        + "      - {key: disk, operator: Exists, value: ssd}\n",
+        [
+            (
+                "case.yaml:11:46: Cluster/a.spec.volumeMover.tolerations[0].value: value must be "
+                "empty with operator Exists"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-toleration-equal-without-key",
+        CLUSTER_HEADER + "  volumeMover:\n    type: job\n    tolerations:\n      - {value: ssd}\n",
+        [
+            (
+                "case.yaml:11:9: Cluster/a.spec.volumeMover.tolerations[0]: key is required with "
+                "operator Equal (or use operator Exists)"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-toleration-seconds-without-noexecute",
+        CLUSTER_HEADER
+        + "  volumeMover:\n    type: job\n    tolerations:\n"
+        + "      - {key: a, effect: NoSchedule, tolerationSeconds: 60}\n",
+        [
+            (
+                "case.yaml:11:57: Cluster/a.spec.volumeMover.tolerations[0].tolerationSeconds: "
+                "tolerationSeconds needs effect NoExecute"
             ),
         ],
     ),

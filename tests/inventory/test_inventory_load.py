@@ -124,6 +124,57 @@ def test_job_defaults(inventory_dir: CaseWriter) -> None:
     assert inventory.slices["s12"].spec.status_write_back is False
 
 
+def test_volume_mover_defaults_and_job_settings(inventory_dir: CaseWriter) -> None:
+    """No volumeMover: None (the host-path mover), and the Cluster's digest is what it was
+    before the field existed; type job takes image, timeout (a Duration) and placement."""
+    inventory = load_inventory(
+        inventory_dir(
+            """\
+            apiVersion: kubeferry.io/v1alpha1
+            kind: Cluster
+            metadata: {name: east}
+            spec:
+              context: east
+              role: worker
+              volumeMover:
+                type: job
+                image: registry.example/kubeferry:1.2
+                imagePullPolicy: Always
+                timeout: 1h30m
+                serviceAccountName: kubeferry-mover
+                tolerations: [{key: storage, operator: Exists, effect: NoSchedule}]
+            ---
+            apiVersion: kubeferry.io/v1alpha1
+            kind: Cluster
+            metadata: {name: west}
+            spec: {context: west, role: worker, volumeMover: {type: hostPath}}
+            """
+        )
+    )
+    worker_1 = inventory.clusters["worker-1"]
+    assert worker_1.spec.volume_mover is None
+    assert "volumeMover" not in worker_1.normalized_spec()
+    assert worker_1.normalized_spec() == {
+        "context": "worker-1",
+        "role": "worker",
+        "protected": False,
+    }
+    west = inventory.clusters["west"].spec.volume_mover
+    assert west is not None
+    assert (west.type, west.image, west.timeout, west.tolerations) == ("hostPath", None, None, [])
+    east = inventory.clusters["east"].spec.volume_mover
+    assert east is not None
+    assert east.type == "job"
+    assert east.image == "registry.example/kubeferry:1.2"
+    assert east.image_pull_policy == "Always"
+    assert east.timeout == timedelta(hours=1, minutes=30)
+    assert east.service_account_name == "kubeferry-mover"
+    assert [t.model_dump(by_alias=True, exclude_none=True) for t in east.tolerations] == [
+        {"key": "storage", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert inventory.clusters["east"].normalized_spec()["volumeMover"]["timeout"] == "90m"
+
+
 def test_objects_know_their_source(inventory_dir: CaseWriter) -> None:
     directory = inventory_dir(
         """\

@@ -1,0 +1,304 @@
+"""Which volume mover ActionRunner uses: the source cluster's (Cluster spec.volumeMover) for a
+backup, the destination cluster's for a restore; an explicit ``mover=`` overrides both.
+
+No cluster: the KubeClients are stand-ins that answer the few calls a run makes, the object
+engine is a fake, and the movers' ``backup_volumes``/``restore_volumes`` only record who was
+asked where. The selection itself (``cluster_mover``, the repository settings and passphrase
+handed to the Job mover) runs for real over an inventory file, a filesystem repository and
+the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler._events import EventBus
+from reconciler.apply import Cancellation
+from reconciler.engines import BackupResult, JobSpec, Reporter, RestoreResult
+from reconciler.inventory import load_inventory
+from reconciler.plan import Action, ActionType
+from reconciler.reconcile import Workspace
+from reconciler.reconcile._actions import ActionRunner
+from reconciler.reconcile._connect import Connections
+from reconciler.reconcile._movers import job_mover_notes, mover_settings
+from reconciler.reconcile._runner import locked_runner
+from reconciler.reconcile._views import desired_job
+from reconciler.repository import FilesystemBackend, Repository
+from reconciler.volumes import DEFAULT_IMAGE, HostPathMover, JobMover
+from state import Ledger
+from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment
+from tests._inventory import (
+    cluster,
+    filesystem_repository,
+    job,
+    replication_slice,
+    s3_repository,
+    write_inventory,
+)
+
+PASSPHRASE = "mover selection passphrase"
+
+_INVENTORY = (
+    cluster("east"),
+    cluster(
+        "west",
+        volumeMover={"type": "job", "image": "registry.example/kf:test", "timeout": "30m"},
+    ),
+    filesystem_repository("vault", "./vault", passphrase_var=PASSPHRASE_VAR),
+    replication_slice("dr", "east", "west", "vault"),
+    replication_slice("back", "west", "east", "vault"),
+    job("web", "dr", "web"),
+    job("db", "back", "db"),
+    job("cfg", "dr", "cfg", k8sObjectsOnly=True),
+)
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    encrypted_repository_environment(monkeypatch, PASSPHRASE, wide=False)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    inventory = write_inventory(tmp_path, *_INVENTORY)
+    Repository(FilesystemBackend(tmp_path / "vault")).initialize("r1", passphrase=PASSPHRASE)
+    return inventory
+
+
+class _Client:
+    """What a run asks its cluster besides the movers and the engine: a version, lists."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def version(self) -> str:
+        return "v1.20.0"
+
+    def list_objects(self, *_: Any, **__: Any) -> list[Any]:
+        return []
+
+    def get(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+class _Engine:
+    name = "fake"
+
+    def backup(self, client: Any, repository: Any, job: JobSpec, snapshot_id: str, *_: Any) -> Any:
+        return BackupResult(snapshot_id, 1, 10, "fp")
+
+    def restore(self, *_: Any, **__: Any) -> RestoreResult:
+        return RestoreResult(1, "dst")
+
+
+@dataclass
+class Calls:
+    seen: list[tuple[str, str, str]] = field(default_factory=list)
+    """(mover class, operation, cluster of the client it was given)"""
+    movers: list[Any] = field(default_factory=list)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Both mover classes record their calls instead of moving data."""
+    found = Calls()
+
+    def recorder(operation: str) -> Any:
+        def record(
+            self: Any,
+            client: _Client,
+            repository: Repository,
+            job: JobSpec,
+            snapshot_id: str,
+            reporter: Reporter,
+        ) -> int:
+            found.seen.append((type(self).__name__, operation, client.name))
+            found.movers.append(self)
+            return 0
+
+        return record
+
+    for mover in (HostPathMover, JobMover):
+        monkeypatch.setattr(mover, "backup_volumes", recorder("backup"))
+        monkeypatch.setattr(mover, "restore_volumes", recorder("restore"))
+    return found
+
+
+@pytest.fixture
+def runner(site: Path) -> Iterator[ActionRunner]:
+    with locked_runner(
+        Workspace.resolve(site),
+        "test",
+        bus=None,
+        engine=_Engine(),  # type: ignore[arg-type]
+        lock_timeout=0,
+    ) as r:
+        r(Action(address="ReplicationRepository/vault", type=ActionType.CREATE), Cancellation())
+        r.connections.client = _Client  # type: ignore[assignment,method-assign]
+        yield r
+
+
+def _backup_and_restore(runner: ActionRunner, name: str) -> None:
+    _, backed_up = runner.run_backup(name, Cancellation())
+    spec = runner.job_spec(name)
+    runner.run_restore(name, backed_up.snapshot_id, Cancellation(), spec=spec, repository="vault")
+
+
+def test_backup_uses_the_source_mover_and_restore_the_destination_mover(
+    runner: ActionRunner, calls: Calls, site: Path
+) -> None:
+    _backup_and_restore(runner, "web")  # east (hostPath) -> west (job)
+    _backup_and_restore(runner, "db")  # west (job) -> east (hostPath)
+
+    assert calls.seen == [
+        ("HostPathMover", "backup", "east"),
+        ("JobMover", "restore", "west"),
+        ("JobMover", "backup", "west"),
+        ("HostPathMover", "restore", "east"),
+    ]
+    job_mover = calls.movers[1]
+    assert isinstance(job_mover, JobMover)
+    assert job_mover.settings.image == "registry.example/kf:test"
+    assert job_mover.settings.timeout == 30 * 60
+    # the pod opens the same repository, with its passphrase (kept out of repr)
+    assert job_mover.repository.kind == "filesystem"
+    assert job_mover.repository.path == str(site.parent / "vault")
+    assert job_mover.repository.passphrase == PASSPHRASE
+    assert PASSPHRASE not in repr(job_mover.repository)
+
+    # the restore run's details name the mover that wrote the data; an event says a Job did
+    runs = {(r.job, r.kind.value): r for r in runner.ledger.runs()}
+    assert runs[("web", "restore")].details.get("cluster") == "west"
+    events = [e for e in runner.ledger.events() if e.kind == "volume.mover"]
+    assert [(e.job, e.data["operation"], e.data["cluster"]) for e in events] == [
+        ("web", "restore", "west"),
+        ("db", "backup", "west"),
+    ]
+
+
+def test_an_objects_only_job_asks_no_mover(runner: ActionRunner, calls: Calls) -> None:
+    _backup_and_restore(runner, "cfg")
+    assert calls.seen == []
+
+
+def test_an_explicit_mover_overrides_every_cluster(runner: ActionRunner, calls: Calls) -> None:
+    one = HostPathMover()
+    runner.mover = one
+    _backup_and_restore(runner, "web")
+    assert calls.seen == [("HostPathMover", "backup", "east"), ("HostPathMover", "restore", "west")]
+    assert all(mover is one for mover in calls.movers)
+
+    calls.seen.clear()
+    runner.mover = None  # objects only
+    _backup_and_restore(runner, "web")
+    assert calls.seen == []
+
+
+def test_mover_for_and_settings_defaults(site: Path, tmp_path: Path) -> None:
+    inventory = load_inventory(site)
+    connections = Connections(inventory)
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        runner = ActionRunner(inventory, connections, ledger, _Engine(), EventBus(), {})  # type: ignore[arg-type]
+        assert isinstance(runner.mover_for("east", "vault"), HostPathMover)
+        assert isinstance(runner.mover_for("west", "vault"), JobMover)
+        fake = HostPathMover()
+        assert (
+            ActionRunner(
+                inventory,
+                connections,
+                ledger,
+                _Engine(),
+                EventBus(),
+                {},
+                mover=fake,  # type: ignore[arg-type]
+            ).mover_for("west", "vault")
+            is fake
+        )
+    # a bare `type: job`: the project image of this version and MoverSettings' defaults
+    (tmp_path / "bare").mkdir()
+    bare = load_inventory(
+        write_inventory(tmp_path / "bare", cluster("x", volumeMover={"type": "job"}))
+    )
+    declared = bare.clusters["x"].spec.volume_mover
+    assert declared is not None
+    settings = mover_settings(declared)
+    assert settings.image == DEFAULT_IMAGE
+    assert (settings.timeout, settings.image_pull_policy, settings.tolerations) == (
+        6 * 3600.0,
+        "IfNotPresent",
+        (),
+    )
+
+
+def test_plan_view_names_the_movers_and_unreachable_repositories(
+    site: Path, tmp_path: Path
+) -> None:
+    inventory = load_inventory(site)
+    web = desired_job(inventory, inventory.jobs["web"])
+    assert (web.backup_mover, web.restore_mover) == ("hostPath", "job")
+    (note,) = web.mover_notes
+    assert "the job mover on west mounts filesystem repository vault" in note
+    assert "same path on the cluster's nodes" in note
+    cfg = desired_job(inventory, inventory.jobs["cfg"])  # objects only: no mover, no note
+    assert (cfg.backup_mover, cfg.restore_mover, cfg.mover_notes) == ("", "", ())
+
+    (tmp_path / "s3").mkdir()
+    s3 = load_inventory(
+        write_inventory(
+            tmp_path / "s3",
+            cluster("west", volumeMover={"type": "job"}),
+            s3_repository(
+                "local",
+                access_key_var="A",
+                secret_key_var="B",
+                bucket="kf-data",
+                endpoint="http://127.0.0.1:9000",
+            ),
+            s3_repository(
+                "remote",
+                access_key_var="A",
+                secret_key_var="B",
+                bucket="kf-data",
+                endpoint="https://minio.example:9000",
+            ),
+        )
+    )
+    (loopback,) = job_mover_notes(s3, "west", "local")
+    assert "endpoint 127.0.0.1 is a loopback address" in loopback
+    assert job_mover_notes(s3, "west", "remote") == []
+
+
+class _RestoredClaim:
+    """A restored claim bound to a hostPath PV whose directory is ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
+        if kind == "PersistentVolumeClaim":
+            return {"metadata": {"name": name}, "spec": {"volumeName": "pv-1"}}
+        return {"metadata": {"name": name}, "spec": {"hostPath": {"path": str(self.path)}}}
+
+
+def test_a_drill_says_job_mover_volumes_need_host_path_access(tmp_path: Path) -> None:
+    """A drill compares restored volumes by reading their PV directories from this machine:
+    with the job mover on a real cluster they are elsewhere, and the report says why."""
+    from reconciler.reconcile._drill import _restored_volume_dir
+    from reconciler.volumes import MoverRepository
+
+    job_mover = JobMover(MoverRepository("s3", "secret words", bucket="kf-data"))
+    away = _RestoredClaim(tmp_path / "on-a-node")
+    directory, why = _restored_volume_dir(away, "ns", "data", job_mover)  # type: ignore[arg-type]
+    assert directory is None
+    assert why.startswith("volume verification needs hostPath access: the job mover restored")
+    assert str(tmp_path / "on-a-node") in why
+    # the host-path mover keeps its own wording; a directory that is here is verified
+    _, why = _restored_volume_dir(away, "ns", "data", HostPathMover())  # type: ignore[arg-type]
+    assert why == f"its directory {tmp_path / 'on-a-node'} is not on this machine"
+    here = _RestoredClaim(tmp_path)
+    assert _restored_volume_dir(here, "ns", "data", job_mover) == (tmp_path, "")  # type: ignore[arg-type]
