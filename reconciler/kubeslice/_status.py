@@ -11,6 +11,7 @@ and the run goes on unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -454,6 +455,16 @@ class StatusWriteBack:
                 self._active = False
             self.transport.close()
 
+    def ended(self, run: MirroredRun) -> None:
+        """Mirror a run that ended while nobody watched it (its process died: the ledger
+        marked it Interrupted): find the target and write the final state, once."""
+        try:
+            self.started(run)
+        finally:
+            with self._state_lock:
+                self._active = False
+            self.transport.close()
+
     def _write(self, run: MirroredRun, *, wait: bool) -> None:
         if not self._write_lock.acquire(blocking=wait):
             return  # a write is in flight: this progress is skipped, a later write has more
@@ -500,6 +511,32 @@ class StatusWriteBack:
         self._tell(FAILED_EVENT, f"unexpected error: {type(error).__name__}: {error}")
         with self._state_lock:
             self._active = False
+
+
+def mirror_interrupted_runs(
+    inventory: Inventory,
+    runs: Sequence[Run],
+    *,
+    client_of: Callable[[str], KubeClient],
+    report: Callable[[Run, str, str], None],
+    transport: StatusTransport | None = None,
+) -> None:
+    """statusWriteBack for runs the ledger has just marked Interrupted: their status still
+    says InProgress (their process died mid-run), now it says Failed, interrupted. Runs of
+    jobs no longer mirrored (or no longer in the inventory) are left alone."""
+    for run in runs:
+        if run.job is None or run.job not in inventory.jobs:
+            continue
+        mirror = status_write_back(
+            inventory,
+            run.job,
+            run.kind,
+            client_of=client_of,
+            report=functools.partial(report, run),
+            transport=transport,
+        )
+        if mirror is not None:
+            mirror.ended(MirroredRun.from_run(run))
 
 
 def status_write_back(

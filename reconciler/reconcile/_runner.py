@@ -45,7 +45,7 @@ def locked_runner(
     bus = bus or EventBus()
     ledger = open_ledger(workspace)
     try:
-        with ledger_lock(ledger, operation, lock_timeout):
+        with ledger_lock(ledger, operation, lock_timeout, inventory=inventory):
             unsubscribe = bus.subscribe(_ledger_event_sink(ledger))
             connections = Connections(inventory)
             try:

@@ -13,7 +13,7 @@ from reconciler.apply import ApplyResult, Cancellation, execute_actions
 from reconciler.engines import ObjectEngine, ObjectReplicator, VolumeMover
 from reconciler.errors import KubeferryError
 from reconciler.inventory import Inventory
-from reconciler.kubeslice import observe_status_targets
+from reconciler.kubeslice import mirror_interrupted_runs, observe_status_targets
 from reconciler.plan import Plan, RecordedState, compute_plan
 from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
@@ -28,6 +28,7 @@ from state import (
     LedgerError,
     LockHandle,
     LockHeldError,
+    Run,
 )
 
 
@@ -101,12 +102,15 @@ def make_plan(
 
 
 @contextlib.contextmanager
-def ledger_lock(ledger: Ledger, operation: str, timeout: float) -> Iterator[LockHandle]:
+def ledger_lock(
+    ledger: Ledger, operation: str, timeout: float, *, inventory: Inventory | None = None
+) -> Iterator[LockHandle]:
     """Take the lock; a holder that died on this host (SIGKILL, power loss) is broken.
 
     Breaking is safe only when the holder's pid is gone on this same host, which is what
     ``stale`` means; the break is recorded in the event log, and runs the dead process left
-    InProgress are marked Interrupted so their jobs are planned again.
+    InProgress are marked Interrupted so their jobs are planned again (and, with the
+    ``inventory``, their KubeSlice status says so when their slice has statusWriteBack).
     """
     for _attempt in range(3):
         try:
@@ -126,10 +130,23 @@ def ledger_lock(ledger: Ledger, operation: str, timeout: float) -> Iterator[Lock
     else:
         raise LockBusyError("could not take the ledger lock")
     try:
-        ledger.mark_interrupted_runs()
+        interrupted = ledger.mark_interrupted_runs()
+        if interrupted and inventory is not None:
+            _mirror_interrupted(ledger, inventory, interrupted)
         yield handle
     finally:
         handle.release()
+
+
+def _mirror_interrupted(ledger: Ledger, inventory: Inventory, runs: list[Run]) -> None:
+    def report(run: Run, event: str, text: str) -> None:
+        ledger.record_event(event, text, level=EventLevel.WARNING, run_id=run.id, job=run.job)
+
+    connections = Connections(inventory)
+    try:
+        mirror_interrupted_runs(inventory, runs, client_of=connections.client, report=report)
+    finally:
+        connections.close()
 
 
 def _ledger_event_sink(ledger: Ledger) -> Callable[[Event], None]:
@@ -198,7 +215,7 @@ def apply(
     inventory = workspace.load_inventory()
     ledger = open_ledger(workspace)
     try:
-        with ledger_lock(ledger, operation, lock_timeout):
+        with ledger_lock(ledger, operation, lock_timeout, inventory=inventory):
             if saved_plan is not None:
                 check_saved_plan(saved_plan, ledger, inventory)
                 plan = saved_plan

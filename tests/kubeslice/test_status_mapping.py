@@ -4,6 +4,8 @@ hook in ActionRunner._run, the inventory rule and the plan's view."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -41,7 +43,7 @@ from reconciler.plan import (
     compute_plan,
     render_plan,
 )
-from reconciler.reconcile import _actions
+from reconciler.reconcile import _actions, ledger_lock
 from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
 from state import Ledger, RunKind, RunPhase
@@ -541,6 +543,59 @@ def test_without_status_write_back_nothing_is_mirrored(runner: Callable[..., Any
     action_runner, transports = runner(write_back=False)
     action_runner._run(RunKind.BACKUP, "web", "ReplicationJob/web", Cancellation(), lambda r, i: 1)
     assert transports == []
+
+
+def test_a_run_whose_process_died_is_mirrored_failed_when_the_next_run_takes_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transports: list[FakeTransport] = []
+    real = status_module.status_write_back
+
+    def with_fake_transport(*args: Any, **kwargs: Any) -> StatusWriteBack | None:
+        transport = FakeTransport()
+        mirror = real(*args, **{**kwargs, "transport": transport})
+        if mirror is not None:
+            transports.append(transport)
+        return mirror
+
+    monkeypatch.setattr(status_module, "status_write_back", with_fake_transport)
+    path = tmp_path / "kubeferry.yaml"
+    path.write_text(_inventory(write_back=True))
+    inventory = load_inventory(path)
+    ledger_path = tmp_path / "ledger.sqlite"
+    with Ledger.open(ledger_path, create=True) as ledger:
+        ledger.upsert_cluster("worker-1")
+        ledger.upsert_repository("repo")
+        ledger.upsert_slice(
+            "w1-to-w2", source_cluster="worker-1", destination_cluster="worker-1", repository="repo"
+        )
+        ledger.upsert_job("web", slice="w1-to-w2", namespace="web")
+        backup = ledger.start_run(RunKind.BACKUP, "web", total_items=7)
+        drill = ledger.start_run(RunKind.DRILL, "web")
+        ledger.update_run_progress(backup.id, items_done=3)
+    gone = subprocess.Popen(["true"])  # a pid whose process has ended: the "killed" kubeferry
+    gone.wait()
+    with sqlite3.connect(ledger_path) as database:
+        database.execute("UPDATE runs SET pid = ?", (gone.pid,))
+
+    with Ledger.open(ledger_path) as ledger:
+        with ledger_lock(ledger, "apply", 5, inventory=inventory):
+            assert ledger.run(backup.id).phase is RunPhase.INTERRUPTED
+            assert ledger.run(drill.id).phase is RunPhase.INTERRUPTED
+        [transport] = transports  # the backup's; a drill is never mirrored
+        [(target, patch)] = transport.patches
+        assert target == StatusTarget("controller", "kubeslice-acme", "web")
+        status = patch["status"]["backup"]
+        assert status["phase"] == "Failed"
+        assert status["failureReason"].startswith(f"interrupted: process {gone.pid} on ")
+        assert status["completionTimestamp"] == rfc3339(ledger.run(backup.id).finished_at)
+        assert status["progress"] == {"totalItems": 7, "itemsBackedUp": 3}
+        assert transport.closed
+
+        # a later lock has nothing left to mark, so nothing more is written
+        with ledger_lock(ledger, "apply", 5, inventory=inventory):
+            pass
+        assert len(transports) == 1
 
 
 # -- inventory rule and plan --------------------------------------------------------------
