@@ -34,7 +34,9 @@ from reconciler.reconcile import (
 )
 from tui._messages import LedgerChanged
 from tui.screens.history import RunDetailScreen
+from tui.widgets.banner import Banner
 from tui.widgets.confirm import ConfirmScreen
+from tui.widgets.data_table import SettledDataTable
 from tui.widgets.host import (
     full_time,
     human_duration,
@@ -147,6 +149,7 @@ class DrillReportScreen(Screen[None]):
         self.markdown = markdown
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         with VerticalScroll(id="drill-report-box"):
             yield Markdown(self.markdown, id="drill-report")
         yield Footer()
@@ -181,7 +184,10 @@ class DrillsScreen(Screen[None]):
         self._focus_run: int | None = None  # a drill started here: selected once listed
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="drills-table", cursor_type="row", zebra_stripes=True)
+        yield Banner()
+        table: DataTable[Any] = SettledDataTable(
+            id="drills-table", cursor_type="row", zebra_stripes=True
+        )
         yield table
         yield Static("", id="drills-progress", markup=False)
         yield Static("Loading drills...", id="drills-status", markup=False)

@@ -26,6 +26,8 @@ from reconciler.plan import precheck_lines
 from reconciler.reconcile import RunDetail, RunRow, ledger_serial, list_runs, run_detail
 from tui._messages import LedgerChanged
 from tui.screens.run import RunScreen
+from tui.widgets.banner import Banner
+from tui.widgets.data_table import SettledDataTable
 from tui.widgets.host import (
     full_time,
     human_bytes,
@@ -129,6 +131,7 @@ class HistoryScreen(Screen[None]):
         self._generation = 0
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         with Horizontal(id="history-filters"):
             for name in ("job", "cluster", "phase"):
                 yield Input(
@@ -137,7 +140,9 @@ class HistoryScreen(Screen[None]):
                     id=f"history-{name}",
                     compact=True,
                 )
-        table: DataTable[Any] = DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = SettledDataTable(
+            id="history-table", cursor_type="row", zebra_stripes=True
+        )
         yield table
         yield Static("Loading runs...", id="history-status", markup=False)
         yield Footer()
@@ -371,6 +376,7 @@ class RunDetailScreen(Screen[None]):
         self.detail: RunDetail | None = None
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         with VerticalScroll(id="run-detail-box"):
             yield Static(f"Loading run {self.run_id}...", id="run-detail", markup=False)
         yield Footer()

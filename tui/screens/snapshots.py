@@ -49,7 +49,9 @@ from reconciler.reconcile import (
     precheck_restore,
 )
 from tui.screens.run import RestoreRequest, RunScreen
+from tui.widgets.banner import Banner
 from tui.widgets.confirm import ConfirmScreen
+from tui.widgets.data_table import SettledDataTable
 from tui.widgets.host import full_time, human_bytes, is_read_only, short_time, workspace_of
 
 Policy = Literal["none", "update", "recreate"]
@@ -183,13 +185,14 @@ class SnapshotsScreen(Screen[None]):
         self.shown: list[SnapshotInfo] = []
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         yield Input(
             self.job or "",
             placeholder="filter: job, namespace, id...",
             id="snapshots-filter",
             compact=True,
         )
-        table: DataTable[Any] = DataTable(
+        table: DataTable[Any] = SettledDataTable(
             id="snapshots-table", cursor_type="row", zebra_stripes=True
         )
         yield table
