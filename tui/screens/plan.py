@@ -21,6 +21,7 @@ from reconciler.errors import KubeferryError
 from reconciler.plan import Plan
 from reconciler.reconcile import make_plan
 from tui.screens.run import RunScreen
+from tui.widgets.banner import Banner
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.host import is_read_only, workspace_of
 from tui.widgets.plan_tree import NodeData, PlanTree, action_detail, affected_clusters
@@ -85,6 +86,7 @@ class PlanScreen(Screen[None]):
         self._run_screen: RunScreen | None = None
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         yield Static("Planning...", id="plan-status", markup=False)
         yield PlanTree(id="plan-tree")
         with VerticalScroll(id="plan-detail-box"):

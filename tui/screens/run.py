@@ -53,6 +53,7 @@ from reconciler.reconcile import (
     restore_snapshot,
     run_detail,
 )
+from tui.widgets.banner import Banner
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.host import (
     full_time,
@@ -184,6 +185,7 @@ class RunScreen(Screen[None]):
     # -- layout -------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        yield Banner()
         yield Static(self._status_text(), id="run-status")
         yield VerticalScroll(id="run-jobs")
         yield RichLog(id="run-log", wrap=True, markup=False, highlight=False, max_lines=5000)
