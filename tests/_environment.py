@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.repository import ScryptParams, _crypto
+from reconciler.repository import FilesystemBackend, Repository, ScryptParams, _crypto
+from tests._inventory import write_inventory
 
 PASSPHRASE_VAR = "KF_TEST_PASSPHRASE"
 """The variable test inventories name in ``encryption.passphraseFrom.env.var``."""
@@ -43,6 +44,16 @@ def encrypted_repository_environment(
     cheap_scrypt(monkeypatch)
     monkeypatch.setenv(var, passphrase)
     cli_environment(monkeypatch, wide=wide)
+
+
+def encrypted_site(
+    directory: Path, *documents: str, passphrase: str, repository: str = "r1"
+) -> Path:
+    """An inventory of ``documents`` in ``directory`` whose filesystem repository
+    ``repository`` (at ``directory/vault``) is initialized, encrypted with ``passphrase``."""
+    inventory = write_inventory(directory, *documents)
+    Repository(FilesystemBackend(directory / "vault")).initialize(repository, passphrase=passphrase)
+    return inventory
 
 
 def subprocess_env(kubeconfig: Path | None = None, *, wide: bool = False) -> dict[str, str]:

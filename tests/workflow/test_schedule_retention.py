@@ -24,8 +24,8 @@ from reconciler.reconcile._runner import locked_runner
 from reconciler.repository import FilesystemBackend, Repository
 from reconciler.volumes import VolumeStore, backup_tree
 from state import Ledger, RunKind, RunPhase
-from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment
-from tests._inventory import cluster, filesystem_repository, job, replication_slice, write_inventory
+from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment, encrypted_site
+from tests._inventory import cluster, filesystem_repository, job, replication_slice
 from tests._snapshots import random_tree, write_object_snapshot
 
 PASSPHRASE = "correct horse battery staple"
@@ -50,9 +50,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    inventory = write_inventory(tmp_path, *_INVENTORY)
-    Repository(FilesystemBackend(tmp_path / "vault")).initialize("r1", passphrase=PASSPHRASE)
-    return inventory
+    return encrypted_site(tmp_path, *_INVENTORY, passphrase=PASSPHRASE)
 
 
 def _unlocked(site: Path) -> Repository:

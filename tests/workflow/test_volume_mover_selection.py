@@ -28,10 +28,10 @@ from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._movers import job_mover_notes, mover_settings
 from reconciler.reconcile._runner import locked_runner
 from reconciler.reconcile._views import desired_job
-from reconciler.repository import FilesystemBackend, Repository
+from reconciler.repository import Repository
 from reconciler.volumes import DEFAULT_IMAGE, HostPathMover, JobMover
 from state import Ledger
-from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment
+from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment, encrypted_site
 from tests._inventory import (
     cluster,
     filesystem_repository,
@@ -65,9 +65,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    inventory = write_inventory(tmp_path, *_INVENTORY)
-    Repository(FilesystemBackend(tmp_path / "vault")).initialize("r1", passphrase=PASSPHRASE)
-    return inventory
+    return encrypted_site(tmp_path, *_INVENTORY, passphrase=PASSPHRASE)
 
 
 class _Client:
