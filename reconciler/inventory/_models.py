@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 from reconciler.inventory._declared_paths import resolve_declared_path
 from reconciler.inventory._types import (
     BucketName,
+    CpuQuantity,
     Cron,
     DeclaredPath,
     DnsLabel,
@@ -136,6 +137,23 @@ class Toleration(_Model):
     """NoExecute only: how long the pod stays bound after the taint appears."""
 
 
+class ResourceAmounts(_Model):
+    """CPU and memory of a container's requests or limits."""
+
+    cpu: CpuQuantity | None = None
+    """e.g. 500m or 2."""
+    memory: Quantity | None = None
+    """e.g. 512Mi or 2Gi."""
+
+
+class MoverResources(_Model):
+    """The mover container's resources, as in a pod spec. Given, they replace the defaults
+    (requests cpu 100m, memory 256Mi; limits memory 1Gi) as a whole."""
+
+    requests: ResourceAmounts | None = None
+    limits: ResourceAmounts | None = None
+
+
 class VolumeMoverSpec(_Model):
     """How kubeferry reads (backup, on a source) and writes (restore, on a destination)
     volume data on this cluster (docs/volume-data.md). The other fields apply to type job."""
@@ -154,6 +172,8 @@ class VolumeMoverSpec(_Model):
     """ServiceAccount of the mover pods (e.g. for IRSA); default: the namespace's default."""
     tolerations: list[Toleration] = Field(default_factory=list)
     """Tolerations of the mover pods (to reach volumes on tainted nodes)."""
+    resources: MoverResources | None = None
+    """Requests and limits of the mover container (large volumes: more memory)."""
 
 
 class ClusterSpec(_Model):

@@ -15,6 +15,7 @@ from reconciler.inventory._models import (
     ReplicationJob,
     ReplicationRepository,
 )
+from reconciler.inventory._types import cpu_millicores, quantity_bytes
 from reconciler.inventory._yaml import Loc
 
 Finding = tuple[Loc, str]
@@ -106,7 +107,7 @@ def _volume_mover_rules(cluster: Cluster) -> Iterator[Finding]:
     loc = ("spec", "volumeMover")
     if mover.type != "job":
         given = mover.model_dump(by_alias=True, exclude_none=True)
-        for alias in (*_JOB_MOVER_FIELDS, "tolerations"):
+        for alias in (*_JOB_MOVER_FIELDS, "tolerations", "resources"):
             if given.get(alias):
                 yield (*loc, alias), f"{alias} is a setting of type job (type is {mover.type})"
     for index, toleration in enumerate(mover.tolerations):
@@ -117,6 +118,18 @@ def _volume_mover_rules(cluster: Cluster) -> Iterator[Finding]:
             yield at, "key is required with operator Equal (or use operator Exists)"
         if toleration.toleration_seconds is not None and toleration.effect != "NoExecute":
             yield (*at, "tolerationSeconds"), "tolerationSeconds needs effect NoExecute"
+    resources = mover.resources
+    if resources is not None and resources.requests and resources.limits:
+        # Kubernetes rejects a pod whose request exceeds its limit: say so before any Job
+        for name, amount in (("cpu", cpu_millicores), ("memory", quantity_bytes)):
+            requested = getattr(resources.requests, name)
+            limit = getattr(resources.limits, name)
+            if requested and limit and amount(requested) > amount(limit):
+                yield (
+                    (*loc, "resources", "requests", name),
+                    f"request {requested} exceeds the limit {limit}: lower it or raise "
+                    f"limits.{name}",
+                )
 
 
 def _repository_rules(repository: ReplicationRepository) -> Iterator[Finding]:

@@ -208,6 +208,29 @@ def _quantity(value: str) -> str:
     return value
 
 
+CPU_PATTERN: Final = r"^([0-9]+(\.[0-9]{1,3})?|[0-9]+m)$"
+
+
+def cpu_millicores(value: str) -> int:
+    """The millicores a CPU quantity such as ``500m``, ``2`` or ``0.5`` stands for."""
+    if not re.fullmatch(CPU_PATTERN, value):
+        raise ValueError(f"not a CPU quantity: {value!r}")
+    if value.endswith("m"):
+        return int(value[:-1])
+    whole, _, fraction = value.partition(".")
+    return int(whole) * 1000 + int((fraction + "000")[:3])
+
+
+def _cpu(value: str) -> str:
+    if not re.fullmatch(CPU_PATTERN, value) or cpu_millicores(value) <= 0:
+        raise PydanticCustomError(
+            "cpu",
+            "expected a positive CPU quantity such as '500m', '1' or '1.5', got {value}",
+            {"value": repr(value)},
+        )
+    return value
+
+
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("non_empty", "expected a non-empty string")
@@ -262,6 +285,29 @@ Quantity = Annotated[
     str,
     AfterValidator(_quantity),
     WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "examples": ["10Gi"]}),
+]
+
+
+def _cpu_number(value: object) -> object:
+    # `cpu: 2` or `cpu: 0.5` unquoted, as Kubernetes manifests write it
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+CpuQuantity = Annotated[
+    str,
+    BeforeValidator(_cpu_number),
+    AfterValidator(_cpu),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": CPU_PATTERN},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "examples": ["500m", 2],
+        }
+    ),
 ]
 BucketName = Annotated[
     str, AfterValidator(_bucket), WithJsonSchema({"type": "string", "minLength": 3})

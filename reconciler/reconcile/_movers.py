@@ -49,6 +49,9 @@ def mover_settings(spec: VolumeMoverSpec) -> MoverSettings:
         tolerations=tuple(
             t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in spec.tolerations
         ),
+        resources=defaults.resources
+        if spec.resources is None
+        else spec.resources.model_dump(mode="json", by_alias=True, exclude_none=True),
     )
 
 

@@ -275,7 +275,52 @@ CASES: list[tuple[str, str, list[str]]] = [
             (
                 "case.yaml:8:28: Cluster/a.spec.volumeMover.nodeSelector: unknown field "
                 "'nodeSelector'; allowed: type, image, imagePullPolicy, timeout, "
-                "serviceAccountName, tolerations"
+                "serviceAccountName, tolerations, resources"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-resources-bad-cpu",
+        CLUSTER_HEADER + "  volumeMover:\n    type: job\n    resources: {limits: {cpu: 1Gi}}\n",
+        [
+            (
+                "case.yaml:10:31: Cluster/a.spec.volumeMover.resources.limits.cpu: expected a "
+                "positive CPU quantity such as '500m', '1' or '1.5', got '1Gi'"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-resources-request-over-limit",
+        CLUSTER_HEADER
+        + "  volumeMover:\n    type: job\n    resources:\n"
+        + "      requests: {memory: 2Gi}\n      limits: {memory: 1Gi}\n",
+        [
+            (
+                "case.yaml:11:26: Cluster/a.spec.volumeMover.resources.requests.memory: request "
+                "2Gi exceeds the limit 1Gi: lower it or raise limits.memory"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-resources-cpu-request-over-limit",
+        CLUSTER_HEADER
+        + "  volumeMover:\n    type: job\n    resources:\n"
+        + "      requests: {cpu: 1.5}\n      limits: {cpu: 1000m}\n",
+        [
+            (
+                "case.yaml:11:23: Cluster/a.spec.volumeMover.resources.requests.cpu: request "
+                "1.5 exceeds the limit 1000m: lower it or raise limits.cpu"
+            ),
+        ],
+    ),
+    (
+        "volume-mover-resources-on-hostpath",
+        CLUSTER_HEADER
+        + "  volumeMover:\n    type: hostPath\n    resources: {limits: {cpu: '1'}}\n",
+        [
+            (
+                "case.yaml:10:5: Cluster/a.spec.volumeMover.resources: resources is a setting "
+                "of type job (type is hostPath)"
             ),
         ],
     ),

@@ -30,6 +30,12 @@ from reconciler.reconcile._runner import locked_runner
 from reconciler.reconcile._views import desired_job
 from reconciler.repository import Repository
 from reconciler.volumes import DEFAULT_IMAGE, HostPathMover, JobMover
+from reconciler.volumes._jobmover import (
+    MoverRepository,
+    MoverRequest,
+    MoverSettings,
+    mover_job_manifest,
+)
 from state import Ledger
 from tests._environment import PASSPHRASE_VAR, encrypted_repository_environment, encrypted_site
 from tests._inventory import (
@@ -231,6 +237,32 @@ def test_mover_for_and_settings_defaults(site: Path, tmp_path: Path) -> None:
         "IfNotPresent",
         (),
     )
+    assert settings.resources == MoverSettings().resources
+
+    # resources, given, replace the defaults as a whole and reach the Job's container
+    (tmp_path / "sized").mkdir()
+    sized = load_inventory(
+        write_inventory(
+            tmp_path / "sized",
+            cluster(
+                "x",
+                volumeMover={
+                    "type": "job",
+                    "resources": {"requests": {"cpu": 1.5}, "limits": {"memory": "4Gi"}},
+                },
+            ),
+        )
+    )
+    declared = sized.clusters["x"].spec.volume_mover
+    assert declared is not None
+    settings = mover_settings(declared)
+    wanted = {"requests": {"cpu": "1.5"}, "limits": {"memory": "4Gi"}}
+    assert settings.resources == wanted
+    request = MoverRequest("backup", namespace="web", claim="data", snapshot_set="s1")
+    where = MoverRepository("filesystem", PASSPHRASE, path="/srv/kubeferry-repo")
+    manifest = mover_job_manifest("kf-backup-data-1", request, where, settings)
+    [container] = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == wanted
 
 
 def test_plan_view_names_the_movers_and_unreachable_repositories(
