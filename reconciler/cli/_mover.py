@@ -1,4 +1,4 @@
-"""`kubeferry mover backup|restore`: the entry point inside a Job mover's pod.
+"""`kubeferry mover backup|restore|verify`: the entry point inside a Job mover's pod.
 
 The pod mounts the Secret the Job mover created as a directory (``--config``, default
 $KUBEFERRY_MOVER_CONFIG): ``repository.json`` (where the repository is), ``passphrase``, and
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from reconciler.volumes import ProgressWriter
 
 app = typer.Typer(
-    help="In-pod entry point of the Job mover: back up or restore one volume directory.",
+    help="In-pod entry point of the Job mover: back up, restore or verify one volume directory.",
     no_args_is_help=True,
 )
 
@@ -262,3 +262,37 @@ def restore(
         },
         termination_log,
     )
+
+
+_VERIFY_LISTED = 20  # mismatches named in the result (the rest are counted)
+
+
+@app.command("verify")
+def verify(
+    path: Path = _PATH,
+    snapshot: str = typer.Option(..., "--snapshot", help="The volume snapshot to compare with."),
+    snapshot_set: str = _SNAPSHOT_SET,
+    config: Path | None = _CONFIG,
+    termination_log: Path | None = _TERMINATION_LOG,
+    workers: int = _WORKERS,
+) -> None:
+    """Compare the directory --path with volume snapshot --snapshot (read-only): types,
+    modes, sizes, links and every file's chunk digests (DR drills). Mismatches are findings,
+    not errors: the result lists them and the exit status is 0."""
+    from reconciler.volumes import VolumeManifest, VolumeStore, verify_tree
+
+    try:
+        store = VolumeStore(MoverConfig(_config_dir(config)).repository())
+        manifest = VolumeManifest.from_bytes(store.load_manifest(snapshot))
+        verified = verify_tree(manifest, path, store.chunk_id)
+    except Exception as error:  # noqa: BLE001 - the pod must always report a result
+        _fail("verify", snapshot_set, error, termination_log)
+        return
+    base = {"operation": "verify", "snapshotSet": snapshot_set, "snapshot": snapshot}
+    listed = _VERIFY_LISTED
+    while True:  # as many mismatches as fit in a termination message, never a cut JSON
+        result = {**base, **verified.to_dict(limit=listed)}
+        if listed == 0 or len(json.dumps(result, separators=(",", ":"))) <= _MESSAGE_LIMIT:
+            break
+        listed //= 2
+    _report(result, termination_log)

@@ -62,6 +62,7 @@ from reconciler.reconcile._drill_report import (
 from reconciler.reconcile._drill_schedule import drill_due, due_drills, notify_webhook, webhook_url
 from reconciler.reconcile._drill_verify import (
     compare_object,
+    drill_mismatches,
     field_differences,
     verify_tree,
     workload_checks,
@@ -80,6 +81,8 @@ from reconciler.reconcile._views import desired_job
 from reconciler.repository import Repository, RepositoryError
 from reconciler.volumes import (
     HostPathMover,
+    JobMover,
+    VolumeEntry,
     VolumeManifest,
     VolumeStore,
     claim_volume_dir,
@@ -198,12 +201,6 @@ def _restored_volume_dir(
         return None, f"PersistentVolume {volume_name} is neither hostPath nor local"
     directory = mover.path_of(path) if isinstance(mover, HostPathMover) else Path(path)
     if not directory.is_dir():
-        if mover is not None and mover.name == "job":
-            # the data went through a mover Job on a node; a comparison reads it from here
-            return None, (
-                f"volume verification needs hostPath access: the job mover restored it, and "
-                f"its directory {path} is not on this machine"
-            )
         return None, f"its directory {path} is not on this machine"
     return directory, ""
 
@@ -228,6 +225,10 @@ def _verify_volumes(
     result.volume_notes = [f"{claim}: {why}" for claim, why in sorted(volume_set.skipped.items())]
     store = VolumeStore(stored)
     for entry in volume_set.volumes:
+        if isinstance(mover, JobMover):
+            # the data is on a node: a read-only Job compares it where it is
+            result.volumes.append(_verify_in_cluster(client, mover, spec, snapshot_id, entry))
+            continue
         directory, why = _restored_volume_dir(client, spec.target_namespace, entry.claim, mover)
         if directory is None:
             result.volumes.append(VolumeCheck(entry.claim, verified=False, note=why))
@@ -243,6 +244,19 @@ def _verify_volumes(
         result.volumes.append(
             VolumeCheck(entry.claim, True, files=files, bytes=size, mismatches=tuple(mismatches))
         )
+
+
+def _verify_in_cluster(
+    client: KubeClient, mover: JobMover, spec: JobSpec, snapshot_id: str, entry: VolumeEntry
+) -> VolumeCheck:
+    try:
+        verified = mover.verify_claim(
+            client, spec.target_namespace, entry.claim, snapshot_id, entry.snapshot, job=spec.name
+        )
+    except KubeferryError as error:
+        return VolumeCheck(entry.claim, verified=False, note=f"verification Job: {error}")
+    mismatches, files, size = drill_mismatches(verified, entry.claim)
+    return VolumeCheck(entry.claim, True, files=files, bytes=size, mismatches=tuple(mismatches))
 
 
 def _delete_scratch(client: KubeClient, namespace: str, timeout: float) -> str:

@@ -4,14 +4,10 @@ restore's sanitising, workload specs, and volume trees against their manifests."
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from pyfastcdc import FastCDC
 
 from reconciler.engines.objects import (
     api_group,
@@ -19,15 +15,12 @@ from reconciler.engines.objects import (
 )
 from reconciler.kube import Manifest
 from reconciler.reconcile._drill_report import Mismatch, WorkloadCheck
-from reconciler.volumes import (
-    ManifestEntry,
-    VolumeManifest,
-)
+from reconciler.volumes import TreeVerification, VolumeManifest
+from reconciler.volumes import verify_tree as _verify_tree
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 _WORKLOAD_GROUPS = frozenset({"apps", "batch"})
 _KUBEFERRY_LABEL = "kubeferry.io/"
-_IGNORED_ROOT_ENTRIES = frozenset({"lost+found"})
 _MAX_VALUE = 60
 
 
@@ -174,31 +167,6 @@ def workload_checks(
 # -- comparing volume data -------------------------------------------------------------------
 
 
-def _chunks_of(
-    path: Path, size: int, manifest: VolumeManifest, chunk_id: Callable[[bytes], str]
-) -> list[tuple[str, int]]:
-    """The file's chunks as the backup cut them (same chunker, same keyed hash)."""
-    params = manifest.chunker
-    with path.open("rb") as stream:
-        if size <= params.min:
-            data = stream.read()
-            return [(chunk_id(data), len(data))] if data else []
-        cdc = FastCDC(params.avg, min_size=params.min, max_size=params.max)
-        return [(chunk_id(bytes(c.data)), len(c.data)) for c in cdc.cut_stream(stream)]
-
-
-def _entry_type(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISREG(mode):
-        return "file"
-    return "other"
-
-
 def verify_tree(
     manifest: VolumeManifest,
     root: Path,
@@ -206,84 +174,15 @@ def verify_tree(
     *,
     item: str,
 ) -> tuple[list[Mismatch], int, int]:
-    """Compare directory ``root`` with a volume manifest: (mismatches, files, bytes checked).
-
-    Types, permission bits, sizes, symlink targets, hardlinks and file contents (chunk by
-    chunk, keyed BLAKE3 through ``chunk_id``). Entries under ``root`` the manifest lacks are
-    mismatches (``lost+found`` at the top is ignored). Owners and mtimes are not compared.
-    """
-    found: list[Mismatch] = []
-    files = 0
-    checked_bytes = 0
-    inodes: dict[str, int] = {}
-    unusable: set[str] = set()  # directories missing or of another type: not entered
-    for entry in manifest.entries:
-        parent = entry.path.rpartition("/")[0]
-        if parent in unusable:
-            unusable.add(entry.path)  # reported with its ancestor
-            continue
-        path = root / entry.path
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            found.append(Mismatch(item, entry.path, "missing"))
-            unusable.add(entry.path)
-            continue
-        wanted = "file" if entry.type == "hardlink" else entry.type
-        actual = _entry_type(st.st_mode)
-        if actual != wanted:
-            found.append(Mismatch(item, entry.path, f"is a {actual}, expected a {wanted}"))
-            unusable.add(entry.path)
-            continue
-        if entry.type != "symlink" and stat.S_IMODE(st.st_mode) != entry.mode:
-            found.append(
-                Mismatch(
-                    item,
-                    entry.path,
-                    f"mode {stat.S_IMODE(st.st_mode):04o}, expected {entry.mode:04o}",
-                )
-            )
-        if entry.type == "symlink":
-            target = os.readlink(path)
-            if target != entry.target:
-                found.append(Mismatch(item, entry.path, "symlink target differs"))
-        elif entry.type == "hardlink":
-            files += 1
-            if inodes.get(entry.link) != st.st_ino:
-                found.append(Mismatch(item, entry.path, f"not a hardlink of {entry.link}"))
-        elif entry.type == "file":
-            files += 1
-            inodes[entry.path] = st.st_ino
-            found.extend(_compare_file(entry, path, st.st_size, manifest, chunk_id, item))
-            checked_bytes += st.st_size
-    known = {e.path for e in manifest.entries}
-    for extra in _walk(root):
-        if extra in known or extra.split("/", 1)[0] in _IGNORED_ROOT_ENTRIES:
-            continue
-        if extra.rpartition("/")[0] not in unusable:
-            found.append(Mismatch(item, extra, "not in the snapshot"))
-    return found, files, checked_bytes
+    """Compare directory ``root`` with a volume manifest: (mismatches, files, bytes checked);
+    see :func:`reconciler.volumes.verify_tree`."""
+    return drill_mismatches(_verify_tree(manifest, root, chunk_id), item)
 
 
-def _compare_file(
-    entry: ManifestEntry,
-    path: Path,
-    size: int,
-    manifest: VolumeManifest,
-    chunk_id: Callable[[bytes], str],
-    item: str,
-) -> list[Mismatch]:
-    if size != entry.size:
-        return [Mismatch(item, entry.path, f"size {size}, expected {entry.size}")]
-    if _chunks_of(path, size, manifest, chunk_id) != list(entry.chunks):
-        return [Mismatch(item, entry.path, "content differs (BLAKE3 chunk digests)")]
-    return []
-
-
-def _walk(root: Path) -> Iterator[str]:
-    """Relative paths of everything under ``root`` (symlinks not followed), sorted."""
-    for directory, dirs, names in os.walk(root):
-        dirs.sort()
-        relative = os.path.relpath(directory, root)
-        for name in sorted([*dirs, *names]):
-            yield name if relative == "." else f"{relative}/{name}"
+def drill_mismatches(verified: TreeVerification, item: str) -> tuple[list[Mismatch], int, int]:
+    """A volume check's result as the drill report counts it (one report item per claim)."""
+    found = [Mismatch(item, m.path, m.problem) for m in verified.mismatches]
+    hidden = verified.total_mismatches - len(found)
+    if hidden > 0:
+        found.append(Mismatch(item, "…", f"{hidden} more mismatch(es) not listed by the mover"))
+    return found, verified.files, verified.bytes

@@ -42,6 +42,7 @@ from reconciler.volumes._tree import (
     backup_tree,
     restore_tree,
 )
+from reconciler.volumes._verify import TreeMismatch, TreeVerification, verify_tree
 
 if TYPE_CHECKING:
     from reconciler.volumes._hostpath import (
@@ -121,10 +122,12 @@ __all__ = [
     "PruneStats",
     "RepositoryLocked",
     "StoreStats",
+    "TreeMismatch",
     "TreeProgress",
     "TreeRestore",
     "TreeSnapshot",
     "TreeStore",
+    "TreeVerification",
     "VolumeEntry",
     "VolumeManifest",
     "VolumeSelection",
@@ -143,5 +146,6 @@ __all__ = [
     "resume",
     "select_volumes",
     "set_key",
+    "verify_tree",
     "write_volume_set",
 ]

@@ -54,6 +54,7 @@ from reconciler.volumes._moverprogress import (
     read_progress,
     sweep_stale_progress,
 )
+from reconciler.volumes._verify import TreeVerification
 
 if TYPE_CHECKING:
     from reconciler.engines import JobSpec, Reporter
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kubeferry.volumes.jobmover")
 
 DEFAULT_IMAGE = f"ghcr.io/kubeferry/kubeferry:{__version__}"
-MoverOperation = Literal["backup", "restore"]
+MoverOperation = Literal["backup", "restore", "verify"]
+"""verify: compare a restored claim with its volume snapshot (DR drills), read-only."""
 
 # labels (values are sanitised to label syntax; the full values are in annotations)
 LABEL_JOB = "kubeferry.io/job"
@@ -204,7 +206,7 @@ class MoverRequest:
     """Pin the pod to this node (the node of the pod using a ReadWriteOnce claim)."""
 
     def __post_init__(self) -> None:
-        if self.operation == "restore" and not self.volume_snapshot:
+        if self.operation in ("restore", "verify") and not self.volume_snapshot:
             raise KubeferryError("a restore mover needs the volume snapshot id")
 
 
@@ -270,6 +272,13 @@ class MoverResult:
             )
         except (KeyError, TypeError, ValueError):
             raise MoverError(f"mover {operation}: result without a snapshot id") from None
+
+    def verification(self) -> TreeVerification:
+        """A verify run's findings (files and bytes compared, mismatches)."""
+        try:
+            return TreeVerification.from_dict(dict(self.raw))
+        except (KeyError, TypeError, ValueError):
+            raise MoverError(f"mover {self.operation}: result without its findings") from None
 
 
 @dataclass(frozen=True)
@@ -384,7 +393,7 @@ def mover_command(
     ]
     if progress:
         args += ["--progress", progress, "--progress-interval", f"{settings.progress_interval:g}"]
-    if request.operation == "restore":
+    if request.operation in ("restore", "verify"):
         assert request.volume_snapshot is not None
         args += ["--snapshot", request.volume_snapshot]
     elif request.parent:
@@ -408,7 +417,7 @@ def mover_job_manifest(
     """
     settings = settings or MoverSettings()
     secret_name = secret_name or name
-    backup = request.operation == "backup"
+    read_only = request.operation != "restore"  # backup and verify only read the claim
     labels = mover_labels(request)
     pod_labels = {**labels, LABEL_MOVER_RUN: name}
 
@@ -426,12 +435,15 @@ def mover_job_manifest(
         ]
 
     mounts: list[dict[str, Any]] = [
-        {"name": "data", "mountPath": DATA_MOUNT, "readOnly": backup},
+        {"name": "data", "mountPath": DATA_MOUNT, "readOnly": read_only},
         {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     volumes: list[dict[str, Any]] = [
-        {"name": "data", "persistentVolumeClaim": {"claimName": request.claim, "readOnly": backup}},
+        {
+            "name": "data",
+            "persistentVolumeClaim": {"claimName": request.claim, "readOnly": read_only},
+        },
         {"name": "config", "secret": {"secretName": secret_name, "defaultMode": 0o400}},
         {"name": "tmp", "emptyDir": {}},
     ]
@@ -443,7 +455,7 @@ def mover_job_manifest(
         )
 
     # a backup reads everything; a restore also writes and sets owners, modes and times
-    capabilities = ["DAC_READ_SEARCH"] if backup else ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+    capabilities = ["DAC_READ_SEARCH"] if read_only else ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
     container: dict[str, Any] = {
         "name": "mover",
         "image": settings.image,
@@ -830,6 +842,29 @@ class JobMover:
             client, "backup", namespace, claim, snapshot_set, job=job, parent=parent
         )
         return self.run(client, request, reporter=reporter, repository=repository)
+
+    def verify_claim(
+        self,
+        client: KubeClient,
+        namespace: str,
+        claim: str,
+        snapshot_set: str,
+        volume_snapshot: str,
+        *,
+        job: str = "",
+    ) -> TreeVerification:
+        """Compare the claim's files with ``volume_snapshot`` in a Job (read-only mount):
+        what a DR drill checks when the restored data is on a node, not on this machine."""
+        request = self.request_for(
+            client,
+            "verify",
+            namespace,
+            claim,
+            snapshot_set,
+            job=job,
+            volume_snapshot=volume_snapshot,
+        )
+        return self.run(client, request).verification()
 
     def restore_claim(
         self,

@@ -108,9 +108,24 @@ def test_restore_job_mounts_the_claim_writable_and_names_the_snapshot() -> None:
     assert args[args.index("--path") + 1] == "/data"
 
 
-def test_restore_request_needs_a_volume_snapshot() -> None:
+def test_verify_job_reads_the_claim_read_only_and_names_the_snapshot() -> None:
+    request = MoverRequest("verify", "drill-shop", "data", "set-1", volume_snapshot="vol-1")
+    job = mover_job_manifest("kf-verify-data-abc", request, S3_REPO)
+    container = _container(job)
+    data_mount = next(m for m in container["volumeMounts"] if m["name"] == "data")
+    assert data_mount["readOnly"] is True
+    assert _volume(job, "data")["persistentVolumeClaim"]["readOnly"] is True
+    assert container["securityContext"]["capabilities"]["add"] == ["DAC_READ_SEARCH"]
+    args = container["args"]
+    assert args[:2] == ["mover", "verify"]
+    assert args[args.index("--snapshot") + 1] == "vol-1"
+
+
+def test_restore_and_verify_requests_need_a_volume_snapshot() -> None:
     with pytest.raises(KubeferryError):
         MoverRequest("restore", "shop", "data", "set-1")
+    with pytest.raises(KubeferryError):
+        MoverRequest("verify", "shop", "data", "set-1")
 
 
 def test_job_spec_shape_and_command() -> None:
@@ -390,6 +405,74 @@ def test_mover_cli_backup_then_restore(tmp_path: Path, monkeypatch: pytest.Monke
     assert restored["snapshot"] == result["snapshot"]
     assert restored["files"] == 4
     assert _snapshot_of(target) == _snapshot_of(source)
+
+
+def _cli_backup(config: Path, source: Path, log: Path) -> str:
+    done = CliRunner().invoke(
+        app,
+        [
+            *("mover", "backup", "--path", str(source)),
+            *("--config", str(config), "--termination-log", str(log)),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    return str(json.loads(log.read_text())["snapshot"])
+
+
+def _cli_verify(config: Path, target: Path, snapshot: str, log: Path) -> dict[str, Any]:
+    done = CliRunner().invoke(
+        app,
+        [
+            *("mover", "verify", "--path", str(target), "--snapshot", snapshot),
+            *("--snapshot-set", "set-1", "--config", str(config), "--termination-log", str(log)),
+        ],
+    )
+    assert done.exit_code == 0, done.output  # mismatches are findings, not a failed run
+    text = log.read_text()
+    assert len(text.encode()) <= 4096  # what Kubernetes keeps of a termination message
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def test_mover_cli_verify_finds_what_differs_from_the_snapshot(tmp_path: Path) -> None:
+    repository_dir = tmp_path / "repo"
+    Repository(FilesystemBackend(repository_dir)).initialize("mover-test", passphrase=PASSPHRASE)
+    config = _mover_config(tmp_path, repository_dir)
+    source = tmp_path / "source"
+    source.mkdir()
+    _write_tree(source)
+    snapshot = _cli_backup(config, source, tmp_path / "backup-log")
+
+    same = _cli_verify(config, source, snapshot, tmp_path / "verify-log")
+    assert (same["operation"], same["snapshot"], same["snapshotSet"]) == (
+        "verify",
+        snapshot,
+        "set-1",
+    )
+    assert (same["mismatchCount"], same["mismatches"], same["files"]) == (0, [], 4)
+    verification = MoverResult.from_message(json.dumps(same), "verify").verification()
+    assert verification.total_mismatches == 0
+    assert verification.bytes == same["bytes"] > 0
+
+    blob = source / "sub" / "blob.bin"
+    data = bytearray(blob.read_bytes())
+    data[1000] ^= 0xFF  # same size, one byte flipped
+    blob.write_bytes(bytes(data))
+    (source / "stray.txt").write_text("not in the snapshot\n")
+    found = _cli_verify(config, source, snapshot, tmp_path / "verify-log")
+    assert found["mismatchCount"] == 2
+    assert sorted((m["path"], m["problem"]) for m in found["mismatches"]) == [
+        ("stray.txt", "not in the snapshot"),
+        ("sub/blob.bin", "content differs (BLAKE3 chunk digests)"),
+    ]
+
+    for index in range(400):  # more than a termination message can name
+        (source / f"stray-{index:03d}-{'x' * 60}.txt").write_text("")
+    many = _cli_verify(config, source, snapshot, tmp_path / "verify-log")
+    assert many["mismatchCount"] == 402
+    assert 0 < len(many["mismatches"]) <= 20
+    parsed = MoverResult.from_message(json.dumps(many), "verify").verification()
+    assert parsed.total_mismatches == 402
 
 
 def test_mover_cli_reports_errors_as_json(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""`volumeMover: {type: job}` on a destination Cluster, through `apply` and a DR drill
-(sandbox, worker-1 -> worker-2).
+"""`volumeMover: {type: job}` on a destination Cluster, through `apply` and DR drills
+(sandbox, worker-1 -> worker-2): the drill's restore and its volume check run as Jobs.
 
 worker-1 declares no volumeMover (the host-path mover reads its claim's directory here);
 worker-2 declares the job mover, so the restore writes the data with one Kubernetes Job per
@@ -189,20 +189,50 @@ def test_apply_restores_through_the_destination_job_mover(
         snapshot_id = runs[RunKind.BACKUP].snapshot_id
     assert snapshot_id is not None
 
-    # a DR drill restores with worker-2's job mover too, and verifies the data (its PV
-    # directory is on this machine in the sandbox)
+    # a DR drill restores with worker-2's job mover too, and verifies the data where it is,
+    # with a read-only verify Job (on a real cluster the PV is on a node, not here)
     scratch = f"{namespace}-drill"
     with sandbox.client("worker-2") as own, FakeKubelet(own, scratch) as kubelet:
         report = run_drill(
             workspace, "copy", options=DrillOptions(snapshot=snapshot_id, into_namespace=scratch)
         )
     assert report.passed, report.reasons()
-    (run,) = kubelet.runs
-    assert run.exit_code == 0, run.output
-    assert run.command[:3] == ["kubeferry", "mover", "restore"]
+    restore_run, verify_run = kubelet.runs
+    assert restore_run.command[:3] == ["kubeferry", "mover", "restore"]
+    assert verify_run.command[:3] == ["kubeferry", "mover", "verify"]
+    for run in kubelet.runs:
+        assert run.exit_code == 0, run.output
+    assert verify_run.mount("/data").read_only
     (checked,) = report.volumes
     assert (checked.claim, checked.verified, checked.mismatches) == ("data", True, ())
     assert checked.files == len([v for v in source.expected.values() if v[0] == "file"])
+    with sandbox.client("worker-2") as client:
+        assert client.get("v1", "Namespace", scratch) is None  # cleaned up
+
+    # a planted difference in the restored volume: the verify Job finds it, the drill fails
+    def plant(client: KubeClient, namespace: str) -> None:
+        restored = volume_dir(client, namespace, "data")
+        victim = next(p for p in sorted(restored.rglob("*")) if p.is_file() and p.stat().st_size)
+        content = bytearray(victim.read_bytes())
+        content[0] ^= 0xFF
+        victim.write_bytes(bytes(content))
+        planted.append(str(victim.relative_to(restored)))
+
+    planted: list[str] = []
+    with sandbox.client("worker-2") as own, FakeKubelet(own, scratch) as kubelet:
+        failed = run_drill(
+            workspace,
+            "copy",
+            options=DrillOptions(snapshot=snapshot_id, into_namespace=scratch),
+            before_verify=plant,
+        )
+    assert not failed.passed
+    assert [r.command[2] for r in kubelet.runs] == ["restore", "verify"]
+    (checked,) = failed.volumes
+    assert checked.verified
+    assert [(m.item, m.path, m.problem) for m in checked.mismatches] == [
+        ("data", planted[0], "content differs (BLAKE3 chunk digests)")
+    ]
 
 
 def test_the_backup_set_names_the_source_mover(

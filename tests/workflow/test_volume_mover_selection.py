@@ -11,7 +11,7 @@ the ledger.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,17 @@ from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
 from reconciler.reconcile._movers import job_mover_notes, mover_settings
 from reconciler.reconcile._runner import locked_runner
-from reconciler.reconcile._views import desired_job
+from reconciler.reconcile._views import desired_job, job_spec
 from reconciler.repository import Repository
-from reconciler.volumes import DEFAULT_IMAGE, HostPathMover, JobMover
+from reconciler.volumes import (
+    DEFAULT_IMAGE,
+    HostPathMover,
+    JobMover,
+    TreeMismatch,
+    TreeVerification,
+)
 from reconciler.volumes._jobmover import (
+    MoverError,
     MoverRepository,
     MoverRequest,
     MoverSettings,
@@ -303,32 +310,51 @@ def test_plan_view_names_the_movers_and_unreachable_repositories(
     assert job_mover_notes(s3, "west", "remote") == []
 
 
-class _RestoredClaim:
-    """A restored claim bound to a hostPath PV whose directory is ``path``."""
+class _VerifyingJobMover(JobMover):
+    """A job mover whose verify Job "ran" and reported ``outcome`` (or failed with it)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, outcome: TreeVerification | MoverError) -> None:
+        super().__init__(MoverRepository("s3", "secret words", bucket="kf-data"))
+        self.outcome = outcome
+        self.asked: list[tuple[str, str, str, str, str]] = []
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Any:
-        if kind == "PersistentVolumeClaim":
-            return {"metadata": {"name": name}, "spec": {"volumeName": "pv-1"}}
-        return {"metadata": {"name": name}, "spec": {"hostPath": {"path": str(self.path)}}}
+    def verify_claim(  # type: ignore[override]
+        self,
+        client: Any,
+        namespace: str,
+        claim: str,
+        snapshot_set: str,
+        volume_snapshot: str,
+        *,
+        job: str = "",
+    ) -> TreeVerification:
+        self.asked.append((namespace, claim, snapshot_set, volume_snapshot, job))
+        if isinstance(self.outcome, MoverError):
+            raise self.outcome
+        return self.outcome
 
 
-def test_a_drill_says_job_mover_volumes_need_host_path_access(tmp_path: Path) -> None:
-    """A drill compares restored volumes by reading their PV directories from this machine:
-    with the job mover on a real cluster they are elsewhere, and the report says why."""
-    from reconciler.reconcile._drill import _restored_volume_dir
-    from reconciler.volumes import MoverRepository
+def test_a_drill_verifies_job_mover_volumes_with_a_verify_job(site: Path) -> None:
+    """With the job mover, the drill does not read PV directories from this machine: each
+    claim is compared in the cluster, and what the Job reports becomes the volume check."""
+    from reconciler.reconcile._drill import _verify_in_cluster
+    from reconciler.volumes import VolumeEntry
 
-    job_mover = JobMover(MoverRepository("s3", "secret words", bucket="kf-data"))
-    away = _RestoredClaim(tmp_path / "on-a-node")
-    directory, why = _restored_volume_dir(away, "ns", "data", job_mover)  # type: ignore[arg-type]
-    assert directory is None
-    assert why.startswith("volume verification needs hostPath access: the job mover restored")
-    assert str(tmp_path / "on-a-node") in why
-    # the host-path mover keeps its own wording; a directory that is here is verified
-    _, why = _restored_volume_dir(away, "ns", "data", HostPathMover())  # type: ignore[arg-type]
-    assert why == f"its directory {tmp_path / 'on-a-node'} is not on this machine"
-    here = _RestoredClaim(tmp_path)
-    assert _restored_volume_dir(here, "ns", "data", job_mover) == (tmp_path, "")  # type: ignore[arg-type]
+    inventory = load_inventory(site)
+    spec = replace(job_spec(inventory, inventory.jobs["web"]), target_namespace="web-drill")
+    entry = VolumeEntry(claim="data", snapshot="vol-1", files=3, bytes=10)
+
+    found = TreeVerification((TreeMismatch("a.txt", "missing"),), 2, 7, mismatch_count=3)
+    mover = _VerifyingJobMover(found)
+    check = _verify_in_cluster(None, mover, spec, "set-1", entry)  # type: ignore[arg-type]
+    assert mover.asked == [("web-drill", "data", "set-1", "vol-1", "web")]
+    assert (check.claim, check.verified, check.files, check.bytes) == ("data", True, 2, 7)
+    assert [(m.path, m.problem) for m in check.mismatches] == [
+        ("a.txt", "missing"),
+        ("…", "2 more mismatch(es) not listed by the mover"),
+    ]
+
+    failing = _VerifyingJobMover(MoverError("mover job web-drill/kf-verify-data-1 failed: x"))
+    check = _verify_in_cluster(None, failing, spec, "set-1", entry)  # type: ignore[arg-type]
+    assert not check.verified
+    assert check.note == "verification Job: mover job web-drill/kf-verify-data-1 failed: x"
