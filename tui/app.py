@@ -139,6 +139,8 @@ class KubeferryApp(App[None]):
         self.poll_interval = poll_interval
         self.now: Callable[[], datetime] = clock or _system_now
         self.overview: Overview | None = None
+        self.overview_error: str | None = None
+        """Why the newest overview could not be read (None: it was)."""
         self.protected_clusters: tuple[str, ...] = ()
         self._seen: tuple[int, str] | None = None
         self.lock: LockView | None = None
@@ -243,6 +245,7 @@ class KubeferryApp(App[None]):
     def on_overview_loaded(self, message: OverviewLoaded) -> None:
         overview = message.overview
         self.overview = overview
+        self.overview_error = None
         self._seen = (overview.ledger_serial, overview.inventory_stamp)
         if overview.protected_clusters != self.protected_clusters:
             self.protected_clusters = overview.protected_clusters
@@ -251,6 +254,7 @@ class KubeferryApp(App[None]):
             screen.show_overview(overview)
 
     def on_overview_failed(self, message: OverviewFailed) -> None:
+        self.overview_error = message.error
         self.notify(message.error, title="Cannot read the overview", severity="error")
         for screen in self._live_overviews():
             screen.show_failure(message.error)

@@ -199,6 +199,24 @@ async def test_an_unreadable_ledger_is_reported_not_fatal(
         assert app.is_running
 
 
+async def test_an_overview_screen_up_after_the_failure_still_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overview's failure can arrive before its screen is mounted (a busy machine): the
+    screen shows it when it comes up instead of "reading..." forever."""
+    monkeypatch.chdir(tmp_path)
+    workspace = scenario(tmp_path, monkeypatch)
+    workspace.ledger_path.write_bytes(b"this is not a database" * 100)
+    app = make_app(workspace)
+    app.get_default_screen = Screen  # type: ignore[method-assign]  # no overview at first
+    async with app.run_test(size=(80, 24), notifications=False) as pilot:
+        await wait_for(pilot, lambda: app.overview_error is not None)
+        await app.push_screen(OverviewScreen())  # mounted after the failure was reported
+        text = await wait_for_text(pilot, "cannot read")
+        assert "ledger" in text
+        assert "reading inventory and ledger" not in text
+
+
 def test_no_screen_binds_ctrl_d_or_ctrl_k() -> None:
     """Destructive actions are never one slip away: no binding on ctrl+d / ctrl+k at all."""
     classes: list[type] = [KubeferryApp, ConfirmScreen, CommandLineScreen]

@@ -254,6 +254,8 @@ class OverviewScreen(Screen[None]):
         overview = self.kubeferry.overview
         if overview is not None:
             self.show_overview(overview)
+        if self.kubeferry.overview_error is not None:  # it failed before this screen was up
+            self.show_failure(self.kubeferry.overview_error)
         self.show_lock(self.kubeferry.lock)
 
     # -- data --------------------------------------------------------------------------------
