@@ -11,12 +11,9 @@ import ipaddress
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
-from reconciler.engines import JobSpec, Reporter, VolumeMover
-from reconciler.errors import KubeferryError
+from reconciler.engines import VolumeMover
 from reconciler.inventory import Inventory, VolumeMoverSpec
-from reconciler.kube import KubeClient
 from reconciler.reconcile._connect import Connections
-from reconciler.repository import Repository
 from reconciler.volumes import (
     DEFAULT_IMAGE,
     HostPathMover,
@@ -63,52 +60,13 @@ def cluster_mover(
     spec = None if declared is None else declared.spec.volume_mover
     if spec is None or spec.type == "hostPath":
         return HostPathMover()
-    settings = mover_settings(spec)
     passphrase = connections.passphrase(repository)
-    if passphrase is None:
-        return _UnencryptedJobMover(repository)
+    if passphrase is None:  # no volume data there: the mover fails only if asked to copy some
+        return JobMover(None, mover_settings(spec))
     # the pod opens the same repository: S3 settings and credentials as kubeferry resolved
     # them, or a filesystem repository's directory as a hostPath (see job_mover_notes)
     where = MoverRepository.from_backend(connections.backend(repository), passphrase=passphrase)
-    return JobMover(where, settings)
-
-
-class _UnencryptedJobMover:
-    """``type: job`` over an unencrypted repository: nothing to move unless the namespace has
-    claims, which fails as every mover does (volume data needs an encrypted repository)."""
-
-    name = "job"
-
-    def __init__(self, repository: str) -> None:
-        self.repository = repository
-
-    def backup_volumes(
-        self,
-        client: KubeClient,
-        repository: Repository,
-        job: JobSpec,
-        snapshot_id: str,
-        reporter: Reporter,
-    ) -> int:
-        claims, _ = HostPathMover().select(client, job)  # the selection is the same
-        if claims:
-            raise KubeferryError(
-                f"namespace {job.namespace} has {len(claims)} PersistentVolumeClaim(s) to copy: "
-                f"volume data needs an encrypted repository ({self.repository}): set "
-                "spec.encryption.passphraseFrom",
-                hint="or set k8sObjectsOnly: true on the job to copy objects only",
-            )
-        return 0
-
-    def restore_volumes(
-        self,
-        client: KubeClient,
-        repository: Repository,
-        job: JobSpec,
-        snapshot_id: str,
-        reporter: Reporter,
-    ) -> int:
-        return 0  # an unencrypted repository holds no volume data
+    return JobMover(where, mover_settings(spec))
 
 
 def job_mover_notes(inventory: Inventory, cluster: str, repository: str) -> list[str]:

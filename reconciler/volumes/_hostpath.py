@@ -194,6 +194,16 @@ def _job_prefix(cipher: RepositoryCipher, job: str, namespace: str, source_clust
     return f"{BY_JOB_PREFIX}{tag}/"
 
 
+def require_encryption(repository: Repository, job: JobSpec, claims: int) -> None:
+    """Volume data goes into encrypted repositories only (both movers check before copying)."""
+    if repository.cipher is None:
+        raise RepositoryError(
+            f"namespace {job.namespace} has {claims} PersistentVolumeClaim(s) to copy: "
+            "volume data needs an encrypted repository: set spec.encryption.passphraseFrom",
+            hint="or set k8sObjectsOnly: true on the job to copy objects only",
+        )
+
+
 def write_volume_set(repository: Repository, volume_set: VolumeSet) -> None:
     cipher = repository.cipher
     if cipher is None:
@@ -371,12 +381,7 @@ class HostPathMover:
             reporter.warning(text)
         if not claims:
             return 0
-        if repository.cipher is None:
-            raise RepositoryError(
-                f"namespace {job.namespace} has {len(claims)} PersistentVolumeClaim(s) to copy: "
-                "volume data needs an encrypted repository: set spec.encryption.passphraseFrom",
-                hint="or set k8sObjectsOnly: true on the job to copy objects only",
-            )
+        require_encryption(repository, job, len(claims))
         store = VolumeStore(repository)
         previous = previous_volume_set(repository, job, snapshot_id)
         stored = set(store.list_snapshots()) if previous is not None else set()

@@ -624,9 +624,11 @@ class JobMover:
 
     def __init__(
         self,
-        repository: MoverRepository,
+        repository: MoverRepository | None,
         settings: MoverSettings | None = None,
     ) -> None:
+        """``repository``: how the pods reach it; None for an unencrypted repository, which
+        holds no volume data (a backup with claims to copy fails before any Job)."""
         self.repository = repository
         self.settings = settings or MoverSettings()
 
@@ -640,6 +642,10 @@ class JobMover:
         ``progress``: the pod writes live progress; the caller's wait() reads it and its
         cleanup() deletes it (both given the repository).
         """
+        if self.repository is None:
+            raise KubeferryError(
+                "volume data needs an encrypted repository: set spec.encryption.passphraseFrom"
+            )
         name = mover_name(request)
         secret = mover_secret_manifest(name, request, self.repository)
         job = mover_job_manifest(
@@ -930,6 +936,7 @@ class JobMover:
             VolumeEntry,
             VolumeSet,
             previous_volume_set,
+            require_encryption,
             write_volume_set,
         )
 
@@ -938,10 +945,7 @@ class JobMover:
             reporter.warning(text)
         if not claims:
             return 0
-        if repository.cipher is None:
-            raise KubeferryError(
-                "volume data needs an encrypted repository: set spec.encryption.passphraseFrom"
-            )
+        require_encryption(repository, job, len(claims))
         previous = previous_volume_set(repository, job, snapshot_id)
         parents = {e.claim: e.snapshot for e in (previous.volumes if previous else ())}
         reporter.total(len(claims))

@@ -14,21 +14,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 
 from reconciler._events import EventBus
 from reconciler.apply import Cancellation
 from reconciler.engines import BackupResult, JobSpec, Reporter, RestoreResult
+from reconciler.errors import KubeferryError
 from reconciler.inventory import load_inventory
 from reconciler.plan import Action, ActionType
 from reconciler.reconcile import Workspace
 from reconciler.reconcile._actions import ActionRunner
 from reconciler.reconcile._connect import Connections
-from reconciler.reconcile._movers import job_mover_notes, mover_settings
+from reconciler.reconcile._movers import cluster_mover, job_mover_notes, mover_settings
 from reconciler.reconcile._runner import locked_runner
 from reconciler.reconcile._views import desired_job, job_spec
-from reconciler.repository import Repository
+from reconciler.repository import FilesystemBackend, Repository
 from reconciler.volumes import (
     DEFAULT_IMAGE,
     HostPathMover,
@@ -270,6 +272,51 @@ def test_mover_for_and_settings_defaults(site: Path, tmp_path: Path) -> None:
     manifest = mover_job_manifest("kf-backup-data-1", request, where, settings)
     [container] = manifest["spec"]["template"]["spec"]["containers"]
     assert container["resources"] == wanted
+
+
+class _Claims(_Client):
+    """A cluster whose namespace has ``count`` PersistentVolumeClaims and no workloads."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__("west")
+        self.count = count
+
+    def list_objects(self, api_version: str, kind: str, *_: Any, **__: Any) -> list[Any]:
+        if kind != "PersistentVolumeClaim":
+            return []
+        return [
+            {"metadata": {"name": f"data-{n}"}, "spec": {"volumeName": f"pv-{n}"}}
+            for n in range(self.count)
+        ]
+
+
+def test_the_job_mover_over_an_unencrypted_repository(tmp_path: Path) -> None:
+    """No passphrase, so no volume data: a backup without claims copies nothing, one with
+    claims fails as the host-path mover does, before any Job; a restore has nothing to do."""
+    inventory = load_inventory(
+        write_inventory(
+            tmp_path,
+            cluster("west", volumeMover={"type": "job"}),
+            filesystem_repository("plain", "./plain"),
+            replication_slice("keep", "west", "west", "plain"),
+            job("web", "keep", "web"),
+        )
+    )
+    mover = cluster_mover(inventory, Connections(inventory), "west", "plain")
+    assert isinstance(mover, JobMover)
+    assert mover.repository is None
+    spec = job_spec(inventory, inventory.jobs["web"])
+    plain = Repository(FilesystemBackend(tmp_path / "plain"))
+    plain.initialize("plain")
+    reporter = Mock()  # warnings and counters; nothing here reports
+    assert mover.backup_volumes(_Claims(0), plain, spec, "s1", reporter) == 0  # type: ignore[arg-type]
+    with pytest.raises(KubeferryError, match="needs an encrypted repository") as caught:
+        mover.backup_volumes(_Claims(2), plain, spec, "s1", reporter)  # type: ignore[arg-type]
+    assert "namespace web has 2 PersistentVolumeClaim(s) to copy" in str(caught.value)
+    assert mover.restore_volumes(_Claims(2), plain, spec, "s1", reporter) == 0  # type: ignore[arg-type]
+    request = MoverRequest("verify", "web", "data-0", "s1", volume_snapshot="v1")
+    with pytest.raises(KubeferryError, match="needs an encrypted repository"):
+        mover.launch(_Claims(1), request)  # type: ignore[arg-type]
 
 
 def test_plan_view_names_the_movers_and_unreachable_repositories(
