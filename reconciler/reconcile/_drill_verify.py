@@ -182,7 +182,7 @@ def verify_tree(
 def drill_mismatches(verified: TreeVerification, item: str) -> tuple[list[Mismatch], int, int]:
     """A volume check's result as the drill report counts it (one report item per claim)."""
     found = [Mismatch(item, m.path, m.problem) for m in verified.mismatches]
-    hidden = verified.total_mismatches - len(found)
+    hidden = verified.mismatch_count - len(found)
     if hidden > 0:
         found.append(Mismatch(item, "…", f"{hidden} more mismatch(es) not listed by the mover"))
     return found, verified.files, verified.bytes

@@ -451,7 +451,7 @@ def test_mover_cli_verify_finds_what_differs_from_the_snapshot(tmp_path: Path) -
     )
     assert (same["mismatchCount"], same["mismatches"], same["files"]) == (0, [], 4)
     verification = MoverResult.from_message(json.dumps(same), "verify").verification()
-    assert verification.total_mismatches == 0
+    assert verification.mismatch_count == 0
     assert verification.bytes == same["bytes"] > 0
 
     blob = source / "sub" / "blob.bin"
@@ -472,7 +472,7 @@ def test_mover_cli_verify_finds_what_differs_from_the_snapshot(tmp_path: Path) -
     assert many["mismatchCount"] == 402
     assert 0 < len(many["mismatches"]) <= 20
     parsed = MoverResult.from_message(json.dumps(many), "verify").verification()
-    assert parsed.total_mismatches == 402
+    assert parsed.mismatch_count == 402
 
 
 def test_mover_cli_reports_errors_as_json(tmp_path: Path) -> None:
