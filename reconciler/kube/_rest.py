@@ -48,6 +48,8 @@ _List = list  # KubeRest.list shadows the builtin inside the class body
 
 _DEFAULT_TIMEOUT_SECONDS = 30.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
+_CONNECT_ATTEMPTS = 2  # a dropped TLS handshake (seen against the sandbox) gets one more try
+_CONNECT_RETRY_SECONDS = 0.1
 _AUTH_RECHECK_SECONDS = 60.0
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
@@ -522,14 +524,24 @@ class KubeRest:
             with self._idle_lock:
                 index = self._idle.pop()
             try:
-                return self._shards[index].request(
-                    method,
-                    path,
-                    content=content,
-                    headers=headers,
-                    params=params,
-                    extensions=self._extensions,
-                )
+                attempts = 1
+                while True:
+                    try:
+                        return self._shards[index].request(
+                            method,
+                            path,
+                            content=content,
+                            headers=headers,
+                            params=params,
+                            extensions=self._extensions,
+                        )
+                    except httpx.ConnectError:
+                        # the connection (TCP or TLS handshake) failed, so nothing was sent:
+                        # safe to try once more for any method; a timeout is not retried
+                        if attempts == _CONNECT_ATTEMPTS:
+                            raise
+                        attempts += 1
+                        time.sleep(_CONNECT_RETRY_SECONDS)
             except httpx.TransportError as error:
                 raise KubeUnreachableError(
                     f"cannot reach the Kubernetes API at {self.server} ({action}): "

@@ -302,3 +302,37 @@ def test_discovery_raises_plain_errors_and_skips_hanging_groups() -> None:
     resources = _run(hanging, body)
     assert "gizmos.example.com" not in {r.group_resource for r in resources}
     assert "cronjobs.batch" in {r.group_resource for r in resources}
+
+
+def test_a_failed_connection_is_tried_once_more_and_a_timeout_is_not() -> None:
+    """A dropped TLS handshake (seen once against the sandbox's apiserver) sent nothing, so
+    any request may be tried again, once; a timeout may have reached the server: no retry."""
+    calls: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise httpx.ConnectError("[SSL: SSLV3_ALERT_UNEXPECTED_MESSAGE]", request=request)
+        return httpx.Response(201, json=_item("a"))
+
+    created = _run(flaky, lambda rest: rest.create(CONFIGMAPS, _item("a"), "ns"))
+    assert created["metadata"]["name"] == "a"
+    assert calls == ["POST", "POST"]
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    calls.clear()
+    with pytest.raises(KubeUnreachableError, match="connection refused"):
+        _run(down, lambda rest: rest.get(CONFIGMAPS, "a", "ns"))
+    assert calls == ["GET", "GET"]
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    calls.clear()
+    with pytest.raises(KubeUnreachableError):
+        _run(slow, lambda rest: rest.create(CONFIGMAPS, _item("a"), "ns"))
+    assert calls == ["POST"]
